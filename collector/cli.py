@@ -1,0 +1,327 @@
+"""The `collector` command: serve, forms check, forms show, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from collector.config import Settings, TelnyxEnv, load_settings
+from collector.errors import ConfigurationError
+
+log = structlog.get_logger("collector")
+
+
+def _problems(exc: ConfigurationError) -> int:
+    for line in exc.problems:
+        print(line, file=sys.stderr)
+    print(f"collector: refusing to start: {len(exc.problems)} problem(s)", file=sys.stderr)
+    return 1
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _self_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+async def _serve(runtime: Any, sock: socket.socket, ready: asyncio.Event | None = None) -> Any:
+    import uvicorn
+
+    from collector.app import create_app
+
+    app = create_app(runtime)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    if ready is None:
+        await server.serve(sockets=[sock])
+        return server
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+            raise RuntimeError("server stopped during start-up")
+        await asyncio.sleep(0.01)
+    ready.set()
+    return server, task
+
+
+def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from collector import logs
+    from collector.runtime import build_runtime, mode_reason
+
+    logs.configure()
+    log.info("mode", mode="live" if TelnyxEnv.from_env(environ).live else "sandbox",
+             reason=mode_reason(TelnyxEnv.from_env(environ)))
+    try:
+        settings = load_settings(args.config, environ)
+        if args.host:
+            settings.host = args.host
+        if args.port is not None:
+            settings.port = args.port
+        runtime = build_runtime(settings, environ)
+    except ConfigurationError as exc:
+        return _problems(exc)
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        print(f"collector: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    runtime.self_url = _self_url(settings.host, port)
+    log.info("listening", url=runtime.self_url, webhook=f"{settings.public_url or runtime.self_url}/webhooks/telnyx")
+    asyncio.run(_serve(runtime, sock))
+    return 0
+
+
+def cmd_forms_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from collector.forms import check_forms
+
+    if args.dir is not None:
+        directory = Path(args.dir)
+    else:
+        try:
+            directory = load_settings(args.config, environ).forms_path
+        except ConfigurationError as exc:
+            return _problems(exc)
+    forms, problems = check_forms(directory)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {len(forms)} form(s): {', '.join(forms)}")
+    return 0
+
+
+def cmd_forms_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from collector.forms import FormsInvalid, load_forms
+    from collector.session.decide import ai_gather_body
+
+    try:
+        settings = load_settings(args.config, environ)
+        forms = load_forms(Path(args.dir) if args.dir else settings.forms_path)
+    except ConfigurationError as exc:
+        return _problems(exc)
+    except FormsInvalid as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    form = forms.get(args.form)
+    if form is None:
+        print(f"collector: no form {args.form!r} (forms: {', '.join(forms)})", file=sys.stderr)
+        return 1
+    body = ai_gather_body(form, form.parameters)
+    print(json.dumps(body, indent=2, ensure_ascii=False))
+    return 0
+
+
+async def _simulate(settings: Settings, environ: Mapping[str, str], form_id: str, script: Any, timeout: float) -> tuple[int, dict[str, Any] | None, str]:
+    from collector.runtime import build_runtime
+
+    runtime = build_runtime(settings, environ)
+    if form_id not in runtime.forms:
+        return 1, None, f"no form {form_id!r} (forms: {', '.join(runtime.forms)})"
+    sock = _bind("127.0.0.1", 0)
+    runtime.self_url = _self_url("127.0.0.1", sock.getsockname()[1])
+    ready = asyncio.Event()
+    server, task = await _serve(runtime, sock, ready)
+    try:
+        ccid = await runtime.sandbox.place_call(form_id, script)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            session = await runtime.store.session_by_call(ccid)
+            if session is not None and session.submission_id:
+                rows = await runtime.store.deliveries_for(session.submission_id)
+                if rows and all(r.state != "pending" for r in rows):
+                    submission = await runtime.store.submission(session.submission_id)
+                    dead = [r for r in rows if r.state == "dead"]
+                    if dead:
+                        return 1, submission, "; ".join(f"sink {r.sink}: {r.last_error}" for r in dead)
+                    code = 0 if submission and submission["status"] == "completed" else 2
+                    return code, submission, ""
+                if not rows:
+                    submission = await runtime.store.submission(session.submission_id)
+                    return 1, submission, "the submission went to no sink (check the form's sinks and statuses)"
+            elif session is not None and session.terminal and not session.submission_id:
+                return 1, None, f"the call ended as {session.state.value} without a submission"
+            await asyncio.sleep(0.05)
+        return 1, None, f"no submission within {timeout:.0f} s"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from collector import logs
+
+    logs.configure(level=40)  # errors only: stdout is the submission
+    env = {k: v for k, v in environ.items() if k not in ("TELNYX_API_KEY",)}
+    script: Any = None
+    if args.answers:
+        try:
+            script = json.loads(Path(args.answers).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"collector: cannot read answers {args.answers}: {exc}", file=sys.stderr)
+            return 1
+        if not isinstance(script, dict):
+            print(f"collector: {args.answers}: answers must be a JSON object", file=sys.stderr)
+            return 1
+    try:
+        settings = load_settings(args.config, env)
+        settings.sandbox_pace_seconds = min(settings.sandbox_pace_seconds, 0.01)
+        settings.hangup_grace_seconds = min(settings.hangup_grace_seconds, 2.0)
+        code, submission, error = asyncio.run(_simulate(settings, env, args.form, script, args.timeout))
+    except ConfigurationError as exc:
+        return _problems(exc)
+    except ValueError as exc:
+        print(f"collector: {exc}", file=sys.stderr)
+        return 1
+    if submission is not None:
+        sys.stdout.write(orjson.dumps(submission, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if error:
+        print(f"collector: {error}", file=sys.stderr)
+    return code
+
+
+async def _with_store(settings: Settings, work: Any) -> Any:
+    from collector.store.sqlite import SqliteStore
+
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def _when(ts: float | None) -> str:
+    from collector.session.submission import iso
+
+    return iso(ts) or "-"
+
+
+def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """List pending and dead deliveries; retry; replay on purpose."""
+    import uuid
+
+    try:
+        settings = load_settings(args.config, environ)
+    except ConfigurationError as exc:
+        return _problems(exc)
+    action = args.outbox_command or "list"
+
+    async def run(store: Any) -> int:
+        now = time.time()
+        if action == "list":
+            rows = await store.list_deliveries()
+            if not rows:
+                print("no pending or dead deliveries")
+            for r in rows:
+                print(
+                    f"{r.id}\t{r.state}\t{r.sink}\t{r.submission_id}\tattempts={r.attempts}"
+                    f"\tsince={_when(r.created_at)}\tnext={_when(r.next_at)}"
+                    f"\t{(r.last_error or '')[:120]}"
+                )
+            return 0
+        if action == "retry":
+            if args.all_dead == (args.id is not None):
+                print("collector: give a delivery ID or --all-dead", file=sys.stderr)
+                return 1
+            n = await store.requeue(now, None if args.all_dead else args.id)
+            print(f"requeued {n} deliver{'y' if n == 1 else 'ies'}")
+            return 0 if n or args.all_dead else 1
+        # replay
+        if args.sink not in {c.sink_name for c in settings.sink_configs()}:
+            names = ", ".join(sorted(c.sink_name for c in settings.sink_configs()))
+            print(f"collector: no sink named {args.sink!r} (sinks: {names})", file=sys.stderr)
+            return 1
+        new_id = await store.replay(args.submission, args.sink, str(uuid.uuid4()), now)
+        if new_id is None:
+            print(f"collector: no submission {args.submission!r}", file=sys.stderr)
+            return 1
+        print(f"replay queued as delivery {new_id} to sink {args.sink}")
+        return 0
+
+    return int(asyncio.run(_with_store(settings, run)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collector", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--config", default=None, help="collector.toml (default: ./collector.toml)")
+    serve.set_defaults(run=cmd_serve)
+
+    forms = sub.add_parser("forms", help="check or show forms")
+    forms_sub = forms.add_subparsers(dest="forms_command", required=True)
+    check = forms_sub.add_parser("check", help="lint every form")
+    check.add_argument("dir", nargs="?", default=None)
+    check.add_argument("--config", default=None)
+    check.set_defaults(run=cmd_forms_check)
+    show = forms_sub.add_parser("show", help="print the first gather_using_ai body")
+    show.add_argument("form")
+    show.add_argument("--dir", default=None)
+    show.add_argument("--config", default=None)
+    show.set_defaults(run=cmd_forms_show)
+
+    outbox = sub.add_parser("outbox", help="list, retry or replay sink deliveries")
+    outbox.add_argument("--config", default=None)
+    outbox.set_defaults(run=cmd_outbox, outbox_command=None)
+    outbox_sub = outbox.add_subparsers(dest="outbox_command")
+    outbox_sub.add_parser("list", help="pending and dead deliveries (the default)")
+    retry = outbox_sub.add_parser("retry", help="requeue a dead delivery, or all of them")
+    retry.add_argument("id", nargs="?", type=int, default=None)
+    retry.add_argument("--all-dead", action="store_true")
+    replay = outbox_sub.add_parser("replay", help="deliver a submission again, as a new delivery")
+    replay.add_argument("submission")
+    replay.add_argument("--sink", required=True)
+    for p in (retry, replay):
+        p.add_argument("--config", default=argparse.SUPPRESS)
+
+    simulate = sub.add_parser("simulate", help="run one whole call against the simulator")
+    simulate.add_argument("form")
+    simulate.add_argument("--answers", default=None, help="JSON file: field -> value, or a script")
+    simulate.add_argument("--config", default=None)
+    simulate.add_argument("--timeout", type=float, default=60.0)
+    simulate.set_defaults(run=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args, os.environ))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

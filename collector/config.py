@@ -1,0 +1,220 @@
+"""Configuration: collector.toml, overridden by COLLECTOR_* environment variables.
+
+Every scalar key is also settable as `COLLECTOR_<KEY>` (nested with `__`, e.g.
+`COLLECTOR_ROUTING__DEFAULT_FORM=intake`); the environment wins. Any string may be
+`${ENV_VAR}`. Relative paths are relative to the config file's folder (the working
+directory without a file). Problems are reported all at once, one
+`file: /pointer: message` line each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from collector.errors import ConfigurationError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+STATUSES = ("completed", "incomplete", "abandoned")
+
+
+class RoutingConfig(BaseModel):
+    """Which form answers which called number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_form: str | None = None
+    numbers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("numbers")
+    @classmethod
+    def _e164(cls, numbers: dict[str, str]) -> dict[str, str]:
+        for number in numbers:
+            if not re.fullmatch(r"\+[1-9]\d{6,14}", number):
+                raise ValueError(f"{number!r} is not an E.164 number like +13125550001")
+        return numbers
+
+
+class SinkConfig(BaseModel):
+    """One `[[sinks]]` entry: its type, name, status filter and the type's own options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    name: str | None = None
+    statuses: list[str] | None = None
+
+    @field_validator("statuses")
+    @classmethod
+    def _statuses(cls, value: list[str] | None) -> list[str] | None:
+        for status in value or ():
+            if status not in STATUSES:
+                raise ValueError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+        return value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def sink_name(self) -> str:
+        return self.name or self.type
+
+
+class Settings(BaseModel):
+    """Everything the server reads at start-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    forms_dir: Path = Path("schemas")
+    database_url: str = "sqlite:///collector.db"
+    public_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    hangup_grace_seconds: float = Field(5.0, ge=0)
+    session_timeout_seconds: float = Field(1800.0, gt=0)
+    retention_days: float = Field(30.0, gt=0)
+    default_voice: str = "Telnyx.KokoroTTS.af"
+    admin_token: str | None = None
+    sandbox_pace_seconds: float = Field(0.3, ge=0)
+    log_format: str | None = None
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    source: str = Field(default="(defaults)", exclude=True)
+
+    def path(self, value: str | Path) -> Path:
+        """A configured path, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def forms_path(self) -> Path:
+        return self.path(self.forms_dir)
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite file behind `database_url` (`sqlite:///relative` or `sqlite:////abs`)."""
+        url = self.database_url
+        if not url.startswith("sqlite:///"):
+            raise ConfigurationError(
+                [f"{self.source}: /database_url: only sqlite:/// URLs are supported for now"]
+            )
+        rest = url[len("sqlite:///") :]
+        return ":memory:" if rest == ":memory:" else str(self.path(rest))
+
+    def sink_configs(self) -> list[SinkConfig]:
+        """The configured sinks; with none at all, one jsonl sink writing results.jsonl."""
+        return self.sinks or [SinkConfig(type="jsonl", path="results.jsonl")]
+
+
+class TelnyxEnv(BaseModel):
+    """The SDK's own variables: live mode when an API key is set."""
+
+    api_key: str | None = None
+    public_key: str | None = None
+    base_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> TelnyxEnv:
+        return cls(
+            api_key=environ.get("TELNYX_API_KEY") or None,
+            public_key=environ.get("TELNYX_PUBLIC_KEY") or None,
+            base_url=environ.get("TELNYX_BASE_URL") or None,
+        )
+
+    @property
+    def live(self) -> bool:
+        return self.api_key is not None
+
+
+def _expand(value: Any, environ: Mapping[str, str], at: str, problems: list[str], src: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in environ:
+                problems.append(f"{src}: {at or '/'}: environment variable {name} is not set")
+                return ""
+            return environ[name]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, environ, f"{at}/{k}", problems, src) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ, f"{at}/{i}", problems, src) for i, v in enumerate(value)]
+    return value
+
+
+def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    scalar_fields = {
+        name for name, f in Settings.model_fields.items() if name not in ("routing", "sinks")
+    }
+    for key, value in environ.items():
+        if not key.startswith("COLLECTOR_"):
+            continue
+        parts = key[len("COLLECTOR_") :].lower().split("__")
+        if parts == ["routing", "default_form"]:
+            raw.setdefault("routing", {})["default_form"] = value
+        elif len(parts) == 3 and parts[:2] == ["routing", "numbers"]:
+            raw.setdefault("routing", {}).setdefault("numbers", {})[parts[2]] = value
+        elif len(parts) == 1 and parts[0] in scalar_fields:
+            raw[parts[0]] = value
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    return "/" + "/".join(str(p) for p in loc) if loc else "/"
+
+
+def load_settings(
+    config: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read collector.toml (or `config`) and the environment; raise with every problem."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    path = Path(config) if config is not None else Path("collector.toml")
+    src = str(path)
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise ConfigurationError([f"{src}: /: {exc}"]) from None
+        base_dir = path.resolve().parent
+    elif config is not None:
+        raise ConfigurationError([f"{src}: /: no such file"])
+    else:
+        base_dir = Path.cwd()
+        src = "(environment)"
+    raw = _expand(raw, environ, "", problems, src)
+    _env_overrides(raw, environ)
+    if "port" not in raw and environ.get("PORT"):
+        raw["port"] = environ["PORT"]
+    raw["base_dir"] = base_dir
+    raw["source"] = src
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(f"{src}: {_pointer(tuple(err['loc']))}: {message}")
+        raise ConfigurationError(problems) from None
+    names: dict[str, int] = {}
+    for i, sink in enumerate(settings.sinks):
+        if sink.sink_name in names:
+            problems.append(
+                f"{src}: /sinks/{i}/name: sink name {sink.sink_name!r} is already used by"
+                f" /sinks/{names[sink.sink_name]} (give each sink a unique name)"
+            )
+        names.setdefault(sink.sink_name, i)
+    if problems:
+        raise ConfigurationError(problems)
+    return settings

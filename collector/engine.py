@@ -1,0 +1,164 @@
+"""The engine: applies events to sessions one call at a time, durably.
+
+For each event: take the call's lock, load its session (memory, else the store), run
+decide(), and save the event id, the new session, its commands and any submission with its
+deliveries in one transaction. Only then is the event acknowledged, and only then do the
+listeners (command outbox, delivery worker, timers, live streams) hear of it. Different
+calls run concurrently; one call's events never interleave.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from collector.forms import DEFAULT_MESSAGES, Form
+from collector.session import events as E
+from collector.session.decide import Decision, Policy, decide
+from collector.session.model import CallInfo, Session
+from collector.store.sqlite import SqliteStore
+from collector.sync import KeyedLocks
+
+log = structlog.get_logger("collector.engine")
+
+Listener = Callable[[E.Event, Decision], None]
+SinkSelector = Callable[[Form, str], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """Which form answers a call: the called number's form, else the default form."""
+
+    numbers: Mapping[str, str]
+    default_form: str | None = None
+    extra: dict[str, str] | None = None  # sandbox: numbers the simulator registers
+
+    def form_for(self, to: str) -> str | None:
+        if self.extra and to in self.extra:
+            return self.extra[to]
+        return self.numbers.get(to, self.default_form)
+
+
+class Engine:
+    """Serialises each call's events through decide() and the store."""
+
+    def __init__(
+        self,
+        *,
+        store: SqliteStore,
+        forms: Mapping[str, Form],
+        router: Router,
+        policy: Policy,
+        sinks_for: SinkSelector,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        cache_size: int = 20000,
+    ) -> None:
+        self.store = store
+        self.forms = forms
+        self.router = router
+        self.policy = policy
+        self.sinks_for = sinks_for
+        self.new_id = new_id
+        self.listeners: list[Listener] = []
+        self._cache: dict[str, Session] = {}
+        self._cache_size = cache_size
+        self._locks = KeyedLocks()
+
+    async def handle(self, event: E.Event) -> str:
+        """Apply one event; returns its outcome (applied, duplicate, unknown_call)."""
+        async with self._locks.hold(event.call_control_id):
+            return await self._apply(event)
+
+    async def session_for_call(self, call_control_id: str) -> Session | None:
+        cached = self._cache.get(call_control_id)
+        if cached is not None:
+            return cached
+        return await self.store.session_by_call(call_control_id)
+
+    def form_of(self, session: Session) -> Form | None:
+        return self.forms.get(session.form) if session.form else None
+
+    async def _apply(self, event: E.Event) -> str:
+        ccid = event.call_control_id
+        webhook = not event.id.startswith("~")
+        session = await self.session_for_call(ccid)
+        if session is None:
+            if not isinstance(event, E.CallInitiated):
+                if webhook:
+                    fresh = await self.store.record_seen(event.id, ccid, event.at)
+                    return "unknown_call" if fresh else "duplicate"
+                return "unknown_call"
+            session = self._new_session(event)
+        form = self.form_of(session)
+        if session.form and form is None:
+            log.error("form_missing", form=session.form, call_control_id=ccid)
+        decision = decide(session, event, form, self.policy, DEFAULT_MESSAGES)
+        if decision.duplicate:
+            return "duplicate"
+        sinks: list[str] = []
+        if decision.submission is not None and form is not None:
+            sinks = self.sinks_for(form, decision.submission["status"])
+        await self.store.commit_step(
+            decision.session,
+            event.id if webhook else None,
+            decision.commands,
+            decision.submission,
+            sinks,
+        )
+        self._remember(decision.session)
+        for listener in self.listeners:
+            try:
+                listener(event, decision)
+            except Exception:
+                log.exception("listener_failed", listener=getattr(listener, "__name__", "?"))
+        return "applied"
+
+    def _new_session(self, event: E.CallInitiated) -> Session:
+        form_id = self.router.form_for(event.to)
+        if form_id is not None and form_id not in self.forms:
+            log.error("routed_form_unknown", form=form_id, to=event.to)
+            form_id = None
+        if form_id is None:
+            log.error(
+                "no_form_for_call",
+                call_control_id=event.call_control_id,
+                to=event.to,
+                hint="add the number under [routing.numbers] or set routing.default_form",
+            )
+        form = self.forms.get(form_id) if form_id else None
+        return Session(
+            id=self.new_id(),
+            form=form_id,
+            form_version=form.version if form else None,
+            call=CallInfo(
+                call_control_id=event.call_control_id,
+                call_leg_id=event.call_leg_id,
+                call_session_id=event.call_session_id,
+                connection_id=event.connection_id,
+                **{"from": event.from_},
+                to=event.to,
+                direction=event.direction,
+            ),
+            started_at=event.at,
+            updated_at=event.at,
+        )
+
+    def _remember(self, session: Session) -> None:
+        ccid = session.call.call_control_id
+        if session.terminal and session.deadline is None:
+            self._cache.pop(ccid, None)
+            return
+        self._cache[ccid] = session
+        if len(self._cache) > self._cache_size:
+            # drop the oldest entry; the store has it
+            self._cache.pop(next(iter(self._cache)))
+
+    def cached_sessions(self) -> list[Session]:
+        return list(self._cache.values())
+
+    def stats(self) -> dict[str, Any]:
+        return {"cached_sessions": len(self._cache), "locked_calls": len(self._locks)}

@@ -1,0 +1,86 @@
+"""Prometheus metrics, in a registry per app (so tests can run many apps)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+
+class Metrics:
+    """The counters and histograms the server updates as it works."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "collector_webhook_events",
+            "Telnyx webhooks by event type and outcome",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.ack_seconds = Histogram(
+            "collector_webhook_ack_seconds",
+            "Time from receiving a webhook to acknowledging it",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+            registry=self.registry,
+        )
+        self.commands = Counter(
+            "collector_telnyx_commands",
+            "Telnyx commands by action and outcome",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "collector_delivery_attempts",
+            "Sink delivery attempts by sink and outcome (delivered, retried, dead)",
+            ["sink", "outcome"],
+            registry=self.registry,
+        )
+        self._snapshots: dict[str, Any] = {}
+
+    def add_snapshot(self, snapshot: Callable[[], Awaitable[Any]]) -> None:
+        """Register an async function whose result render() turns into gauges."""
+        self._snapshots["store"] = snapshot
+
+    async def render(self, store: Any) -> bytes:
+        sessions = await store.count_sessions_by_state()
+        counts, oldest = await store.delivery_stats()
+        registry = CollectorRegistry()
+        registry.register(_Snapshot(sessions, counts, oldest))
+        return generate_latest(self.registry) + generate_latest(registry)
+
+
+class _Snapshot:
+    """Gauges read from the store at scrape time."""
+
+    def __init__(
+        self,
+        sessions: dict[str, int],
+        deliveries: dict[tuple[str, str], int],
+        oldest_pending: float | None,
+    ) -> None:
+        self.sessions = sessions
+        self.deliveries = deliveries
+        self.oldest_pending = oldest_pending
+
+    def collect(self) -> Any:
+        import time
+
+        g = GaugeMetricFamily("collector_sessions", "Sessions by state", labels=["state"])
+        for state, n in sorted(self.sessions.items()):
+            g.add_metric([state], n)
+        yield g
+        d = GaugeMetricFamily(
+            "collector_deliveries", "Deliveries by sink and state", labels=["sink", "state"]
+        )
+        for (sink, state), n in sorted(self.deliveries.items()):
+            d.add_metric([sink, state], n)
+        yield d
+        age = 0.0 if self.oldest_pending is None else max(0.0, time.time() - self.oldest_pending)
+        yield GaugeMetricFamily(
+            "collector_oldest_pending_delivery_seconds",
+            "Age of the oldest delivery not yet delivered",
+            value=age,
+        )

@@ -1,0 +1,110 @@
+"""The Session: everything known about one call's form, as a serialisable value."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class State(StrEnum):
+    """Session states, pinned by DESIGN.md. The last four are terminal."""
+
+    INITIATED = "initiated"
+    ANSWERED = "answered"
+    GATHERING = "gathering"
+    KEYPAD = "keypad"
+    CONFIRMING = "confirming"
+    CLOSING = "closing"
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({State.COMPLETED, State.INCOMPLETE, State.ABANDONED, State.FAILED})
+
+
+class CallInfo(BaseModel):
+    """Who called whom, as Telnyx identifies the call."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    call_control_id: str
+    call_leg_id: str | None = None
+    call_session_id: str | None = None
+    connection_id: str | None = None
+    from_: str = Field(default="", alias="from")
+    to: str = ""
+    direction: str = "incoming"
+
+
+class FieldState(BaseModel):
+    """The evidence for one field: last value heard, where it came from, what was wrong."""
+
+    value: Any = None
+    has_value: bool = False
+    valid: bool = False
+    source: str = "ai"
+    attempts: int = 0
+    problems: list[str] = Field(default_factory=list)  # what is wrong now
+    errors: list[str] = Field(default_factory=list)  # everything that was wrong, in order
+
+
+class Message(BaseModel):
+    """One line of the conversation, tagged with the gather attempt it belongs to."""
+
+    role: str
+    content: str
+    attempt: int = 0
+
+
+class Gather(BaseModel):
+    """The gather currently running on the call, if any."""
+
+    kind: str  # "ai" | "keypad" | "confirm" | "choose"
+    attempt: int
+    fields: list[str] = Field(default_factory=list)
+    seq: int = 0
+    tries: int = 0
+
+
+class Session(BaseModel):
+    """One call working through one form. decide() returns a new one for every event."""
+
+    id: str
+    form: str | None
+    form_version: str | None = None
+    state: State = State.INITIATED
+    call: CallInfo
+    started_at: float
+    updated_at: float
+    ended_at: float | None = None
+    attempt: int = 0
+    gather: Gather | None = None
+    fields: dict[str, FieldState] = Field(default_factory=dict)
+    partial: dict[str, Any] = Field(default_factory=dict)
+    transcript: list[Message] = Field(default_factory=list)
+    history: list[dict[str, str]] = Field(default_factory=list)
+    errors: list[dict[str, str]] = Field(default_factory=list)
+    event_ids: list[str] = Field(default_factory=list)
+    command_seq: int = 0
+    deadline: float | None = None
+    deadline_kind: str | None = None
+    call_alive: bool = True
+    hangup_cause: str | None = None
+    closing_phase: str | None = None  # "goodbye" while the closing speech plays, "hungup" after
+    outcome: str | None = None
+    submission_id: str | None = None
+    corrections: int = 0
+    notes: list[dict[str, Any]] = Field(default_factory=list)
+    conversation: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def filled(self) -> int:
+        """How many fields hold a valid value."""
+        return sum(1 for f in self.fields.values() if f.valid)

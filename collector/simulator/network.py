@@ -1,0 +1,474 @@
+"""The simulated phone network and voice AI: what Telnyx does after each command.
+
+`Network` owns the simulated calls' behaviour. A command's effect runs after the HTTP
+response, as an asyncio task per call, with `pace` seconds between webhooks: media effects
+(answer, speak, keypad and AI gathers, assistant conversations) queue behind each other,
+while hangup, gather_stop and ai_assistant_stop act at once and end what is playing. Each
+event goes to the call's ordered webhook queue (`webhooks.WebhookSender`).
+
+Where Telnyx leaves the behaviour open, the simulator picks one and sticks to it:
+
+* a hangup (either side) sends `call.hangup` first, then the end of whatever it
+  interrupted: `call.speak.ended` / `call.gather.ended` with status `call_hangup`, or a late
+  `call.ai_gather.ended` (status `invalid`, the result so far) and
+  `call.conversation.ended`;
+* `gather_stop` ends a keypad gather with status `cancelled` (the digits so far) and an AI
+  gather with `call.ai_gather.ended` status `invalid` plus `call.conversation.ended`;
+* history updates and partial results are sent only when the gather asked for them
+  (`send_message_history_updates`, `send_partial_results`), as Telnyx does;
+* a keypad gather with nothing scripted ends at once with status `timeout`;
+* after `ai_assistant_start` the caller says goodbye and hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from collector.simulator.caller import ScriptedCaller
+from collector.simulator.calls import (
+    DEFAULT_LLM,
+    DEFAULT_STT,
+    DEFAULT_VOICE,
+    AiGatherState,
+    KeypadState,
+    SimCall,
+    conversation_ended_fields,
+    hangup_fields,
+    initiated_fields,
+    iso_now,
+)
+from collector.simulator.script import CallScript
+from collector.simulator.webhooks import WebhookSender
+
+__all__ = ["Effect", "Network"]
+
+Effect = Callable[[], Coroutine[Any, Any, None]]
+_KEYPAD_ACTIONS = frozenset({"gather", "gather_using_speak", "gather_using_audio"})
+
+
+def _media(kind: str) -> Callable[[Effect], Effect]:
+    """Name what a queued effect plays, so gather_stop / ai_assistant_stop can find it."""
+
+    def mark(effect: Effect) -> Effect:
+        effect.kind = kind  # type: ignore[attr-defined]
+        return effect
+
+    return mark
+
+
+class Network:
+    """The calls' behaviour: ringing, answering, speaking, gathering, hanging up."""
+
+    def __init__(
+        self,
+        calls: dict[str, SimCall],
+        sender: WebhookSender,
+        webhook_url: str | Callable[[], str],
+        pace: float,
+    ) -> None:
+        self.calls = calls
+        self.sender = sender
+        self.webhook_url = webhook_url
+        self.pace = pace
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def url_for(self, call: SimCall) -> Callable[[], str]:
+        def url() -> str:
+            if call.webhook_url:
+                return call.webhook_url
+            return self.webhook_url() if callable(self.webhook_url) else self.webhook_url
+
+        return url
+
+    def emit(
+        self,
+        call: SimCall,
+        event_type: str,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        client_state: str | None,
+        parties: bool = True,
+    ) -> None:
+        payload = call.payload(client_state, with_parties=parties)
+        payload.update(fields or {})
+        data: dict[str, Any] = {
+            "record_type": "event",
+            "event_type": event_type,
+            "id": str(uuid.uuid4()),
+            "occurred_at": iso_now(),
+            "payload": dict(sorted(payload.items())),
+        }
+        if event_type.startswith("call.conversation."):
+            data["created_at"] = iso_now()
+        self.sender.send(call.call_control_id, data, self.url_for(call))
+
+    def sent(self, call_control_id: str, envelope: dict[str, Any]) -> None:
+        call = self.calls.get(call_control_id)
+        if call is not None:
+            call.events_sent.append(envelope)
+
+    # -- activities: what happens after a command, paced ------------------------------------
+
+    def spawn(self, call: SimCall, effect: Effect, *, queued: bool = True) -> None:
+        """Run `effect` for `call`: after the call's earlier activities when `queued`.
+
+        Queued effects are the call's media (answer, speech, gathers, conversations), one
+        at a time; the others (hangup, gather_stop, ai_assistant_stop) act at once.
+        """
+        previous = call.tail if queued else None
+
+        async def run() -> None:
+            if previous is not None and not previous.done():
+                await asyncio.wait({previous})
+            if not queued:
+                await effect()
+                return
+            if not call.alive:
+                return
+            me = asyncio.current_task()
+            call.current, call.current_kind = me, getattr(effect, "kind", None)
+            try:
+                await effect()
+            finally:
+                if call.current is me:
+                    call.current, call.current_kind = None, None
+
+        task = asyncio.get_running_loop().create_task(run())
+        call.tasks.add(task)
+        task.add_done_callback(call.tasks.discard)
+        if queued:
+            call.tail = task
+
+    async def pause(self, call: SimCall) -> None:
+        await asyncio.sleep(self.pace)
+        if not call.alive:
+            raise asyncio.CancelledError  # the call ended while we waited
+
+    def hangup_now(
+        self, call: SimCall, source: str, cause: str, client_state: str | None = None
+    ) -> None:
+        """End the call at once: `call.hangup`, then the ends of what it interrupted."""
+        if call.end_time is not None:
+            return
+        call.alive = False
+        call.end_time = iso_now()
+        me = asyncio.current_task()
+        for task in list(call.tasks):
+            if task is not me:
+                task.cancel()
+        state = client_state if client_state is not None else call.client_state
+        self.emit(call, "call.hangup", hangup_fields(call, cause, source), client_state=state)
+        if call.speaking is not None:
+            cs, call.speaking = call.speaking, None
+            fields = {"status": "call_hangup"}
+            self.emit(call, "call.speak.ended", fields, client_state=cs, parties=False)
+        if call.keypad is not None:
+            kp, call.keypad = call.keypad, None
+            fields = {"digits": kp.digits, "status": "call_hangup"}
+            self.emit(call, "call.gather.ended", fields, client_state=kp.client_state)
+        if call.ai is not None:
+            self.end_ai(call, "invalid")
+        if call.assistant is not None:
+            conv, call.assistant = call.assistant, None
+            fields = conversation_ended_fields(conv)
+            self.emit(call, "call.conversation.ended", fields, client_state=conv.client_state)
+        self.sender.finish(call.call_control_id)
+
+    def end_ai(self, call: SimCall, status: str) -> None:
+        state, call.ai = call.ai, None
+        if state is None:
+            return
+        history = [dict(m) for m in state.history]
+        fields = {"message_history": history, "result": dict(state.result), "status": status}
+        self.emit(call, "call.ai_gather.ended", fields, client_state=state.client_state)
+        ended = conversation_ended_fields(state)
+        self.emit(call, "call.conversation.ended", ended, client_state=state.client_state)
+
+    # -- starting calls ---------------------------------------------------------------------
+
+    def ring_inbound(self, to: str, from_: str, script: CallScript, connection_id: str) -> SimCall:
+        """A new inbound call: `call.initiated` (parked), then whatever the server does."""
+        call = SimCall.new(
+            from_=from_,
+            to=to,
+            direction="incoming",
+            caller=ScriptedCaller(script),
+            connection_id=connection_id,
+        )
+        self.calls[call.call_control_id] = call
+
+        @_media("ring")
+        async def ring() -> None:
+            self.emit(call, "call.initiated", initiated_fields(call), client_state=None)
+            if script.hangup == "before_answer":
+                call.alive = False  # the caller is gone before anyone can answer
+                await asyncio.sleep(self.pace)
+                self.hangup_now(call, "caller", "originator_cancel")
+
+        self.spawn(call, ring)
+        return call
+
+    def ring_outbound(self, call: SimCall, script: CallScript) -> Effect:
+        """What follows a dial: `call.initiated` (bridging), then answered or no answer."""
+        cs = call.client_state
+
+        @_media("ring")
+        async def ring() -> None:
+            await self.pause(call)
+            self.emit(call, "call.initiated", initiated_fields(call), client_state=cs)
+            await self.pause(call)
+            if script.hangup == "before_answer":
+                self.hangup_now(call, "callee", "no_answer", cs)
+                return
+            call.answered = True
+            fields = {"start_time": call.start_time, "state": "answered"}
+            self.emit(call, "call.answered", fields, client_state=cs)
+
+        return ring
+
+    async def start(self, call: SimCall, effect: Effect, queued: bool = True) -> None:
+        """Spawn `effect` (a Starlette background task runs this after the response)."""
+        self.spawn(call, effect, queued=queued)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def act(
+        self, call: SimCall, action: str, body: dict[str, Any], cs: str | None, data: dict[str, Any]
+    ) -> tuple[Effect | None, bool]:
+        """Apply an accepted command to the call's state now; return what follows it.
+
+        `data` is the response's `data` (a `conversation_id` is added where Telnyx adds one);
+        the bool says whether the effect queues behind the call's media.
+        """
+        if action == "answer":
+            if call.answered or call.direction == "outgoing":
+                return None, True  # nothing to answer
+            call.answered = True
+            if body.get("webhook_url"):
+                call.webhook_url = body["webhook_url"]
+            return self._answer(call, cs), True
+        if action == "hangup":
+            call.alive = False  # later commands get 90018 even before call.hangup goes out
+            source = "callee" if call.direction == "incoming" else "caller"
+
+            async def hangup() -> None:
+                self.hangup_now(call, source, "normal_clearing", cs)
+
+            return hangup, False
+        if action == "speak":
+            return self._speak(call, cs), True
+        if action in _KEYPAD_ACTIONS:
+            prompt = body.get("payload")
+            digits = call.caller.keypad_entry(prompt if isinstance(prompt, str) else None, cs)
+            return self._keypad(call, action, body, cs, digits), True
+        if action == "gather_using_ai":
+            data["conversation_id"] = conversation_id = str(uuid.uuid4())
+            return self._ai_gather(call, body, cs, conversation_id), True
+        if action == "gather_stop":
+            return self._stop_gather(call, cs), False
+        if action == "ai_assistant_start":
+            data["conversation_id"] = conversation_id = str(uuid.uuid4())
+            call.assistant = AiGatherState(conversation_id, cs, history=[])
+            return self._assistant(call, body, cs, call.assistant), True
+        if action == "ai_assistant_stop":
+
+            async def stop() -> None:
+                call.assistant = None  # a queued conversation will not start
+                if call.current_kind == "assistant" and call.current is not None:
+                    call.current.cancel()
+
+            return stop, False
+        if action == "ai_assistant_add_messages" and call.assistant is not None:
+            for m in body.get("messages") or ():
+                if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str):
+                    call.assistant.history.append({"role": m["role"], "content": m["content"]})
+                    call.assistant.stamps.append(iso_now("milliseconds"))
+        return None, True  # client_state_update, ai_assistant_add_messages: no webhooks
+
+    def _answer(self, call: SimCall, cs: str | None) -> Effect:
+        @_media("answer")
+        async def answer() -> None:
+            await self.pause(call)
+            fields = {"start_time": call.start_time, "state": "answered"}
+            self.emit(call, "call.answered", fields, client_state=cs)
+
+        return answer
+
+    def _speak(self, call: SimCall, cs: str | None) -> Effect:
+        @_media("speak")
+        async def speak() -> None:
+            await self.pause(call)
+            self.emit(call, "call.speak.started", client_state=cs, parties=False)
+            call.speaking = cs
+            await self.pause(call)
+            call.speaking = None
+            self.emit(
+                call, "call.speak.ended", {"status": "completed"}, client_state=cs, parties=False
+            )
+
+        return speak
+
+    def _keypad(
+        self, call: SimCall, action: str, body: dict[str, Any], cs: str | None, entry: str | None
+    ) -> Effect:
+        terminator = body.get("terminating_digit", "#")
+        valid = body.get("valid_digits", "0123456789#*")
+        low = body.get("minimum_digits", 1)
+        high = body.get("maximum_digits", 128)
+
+        @_media("keypad")
+        async def gather() -> None:
+            call.keypad = state = KeypadState(cs)
+            try:
+                if action == "gather_using_audio":
+                    media = {
+                        "media_url": body.get("audio_url"),
+                        "media_name": body.get("media_name"),
+                    }
+                    await self.pause(call)
+                    self.emit(call, "call.playback.started", media, client_state=cs)
+                    await self.pause(call)
+                    ended = {**media, "overlay": False, "status": "completed"}
+                    self.emit(call, "call.playback.ended", ended, client_state=cs)
+                await self.pause(call)  # the prompt plays
+                status = "timeout"
+                for key in entry or "":
+                    self.emit(call, "call.dtmf.received", {"digit": key}, client_state=cs)
+                    await self.pause(call)
+                    if terminator and key == terminator:
+                        break
+                    state.digits += key
+                    if len(state.digits) >= high:
+                        break
+                if state.digits:
+                    ok = low <= len(state.digits) <= high and all(d in valid for d in state.digits)
+                    status = "valid" if ok else "invalid"
+                elif entry:
+                    status = "invalid"  # only the terminator was pressed
+                call.keypad = None
+                fields = {"digits": state.digits, "status": status}
+                self.emit(call, "call.gather.ended", fields, client_state=cs)
+            finally:
+                if call.keypad is state and call.alive:
+                    call.keypad = None
+
+        return gather
+
+    def _stop_gather(self, call: SimCall, cs: str | None) -> Effect:
+        async def stop() -> None:
+            if call.keypad is None and call.ai is None:
+                return
+            if call.current_kind in ("keypad", "ai") and call.current is not None:
+                call.current.cancel()
+            if call.keypad is not None:
+                kp, call.keypad = call.keypad, None
+                fields = {"digits": kp.digits, "status": "cancelled"}
+                self.emit(call, "call.gather.ended", fields, client_state=cs)
+            if call.ai is not None:
+                self.end_ai(call, "invalid")
+
+        return stop
+
+    def _ai_gather(
+        self, call: SimCall, body: dict[str, Any], cs: str | None, conversation_id: str
+    ) -> Effect:
+        parameters = body["parameters"]
+        plan = call.caller.plan_ai_gather(parameters, body.get("greeting"))
+        history = [
+            {"role": m.get("role", "user"), "content": m.get("content", "")}
+            for m in body.get("message_history") or ()
+        ]
+        history_updates = bool(body.get("send_message_history_updates"))
+        partials = bool(body.get("send_partial_results"))
+        assistant = body.get("assistant") or {}
+        transcription = body.get("transcription") or {}
+
+        @_media("ai")
+        async def gather() -> None:
+            state = AiGatherState(
+                conversation_id,
+                cs,
+                history=list(history),
+                required=plan.required,
+                stamps=[iso_now("milliseconds")] * len(history),
+                llm_model=assistant.get("model") or DEFAULT_LLM,
+                stt_model=transcription.get("model") or DEFAULT_STT,
+                voice=body.get("voice") or DEFAULT_VOICE,
+            )
+            call.ai = state
+            await self.pause(call)
+            fields = {"calling_party_type": "pstn", "conversation_id": conversation_id}
+            self.emit(call, "call.conversation.created", fields, client_state=cs)
+            answered = 0
+            for turn in plan.turns:
+                if plan.hangup_after_answers is not None and answered >= plan.hangup_after_answers:
+                    break
+                await self.pause(call)
+                for role, text in (("assistant", turn.question), ("user", turn.reply)):
+                    state.history.append({"role": role, "content": text})
+                    state.stamps.append(iso_now("milliseconds"))
+                if turn.answered:
+                    state.result[turn.field] = turn.value
+                    answered += 1
+                snapshot = [dict(m) for m in state.history]
+                if history_updates:
+                    self.emit(
+                        call,
+                        "call.ai_gather.message_history_updated",
+                        {"message_history": snapshot},
+                        client_state=cs,
+                    )
+                if partials and turn.answered:
+                    if history_updates:
+                        await self.pause(call)
+                    fields = {"message_history": snapshot, "partial_results": dict(state.result)}
+                    self.emit(call, "call.ai_gather.partial_results", fields, client_state=cs)
+            await self.pause(call)
+            if plan.hangup_after_answers is not None:
+                self.hangup_now(call, "caller", "normal_clearing")
+                return
+            self.end_ai(call, plan.status(state.result))
+            if plan.hangup_after_gather:
+                await self.pause(call)
+                self.hangup_now(call, "caller", "normal_clearing")
+
+        return gather
+
+    def _assistant(
+        self, call: SimCall, body: dict[str, Any], cs: str | None, state: AiGatherState
+    ) -> Effect:
+        for m in body.get("message_history") or ():
+            if isinstance(m.get("content"), str) and m.get("role") in ("user", "assistant"):
+                state.history.append({"role": m["role"], "content": m["content"]})
+                state.stamps.append(iso_now("milliseconds"))
+        greeting = body.get("greeting") or "How else can I help you today?"
+        history_updates = bool(body.get("send_message_history_updates"))
+
+        @_media("assistant")
+        async def converse() -> None:
+            if call.assistant is not state:
+                return  # stopped before it started
+            await self.pause(call)
+            fields = {"calling_party_type": "pstn", "conversation_id": state.conversation_id}
+            self.emit(call, "call.conversation.created", fields, client_state=cs)
+            await self.pause(call)
+            for role, text in (("assistant", greeting), ("user", "That's all, thank you. Bye!")):
+                state.history.append({"role": role, "content": text})
+                state.stamps.append(iso_now("milliseconds"))
+            if history_updates:
+                snapshot = [dict(m) for m in state.history]
+                fields = {"message_history": snapshot}
+                self.emit(call, "call.ai_gather.message_history_updated", fields, client_state=cs)
+            await self.pause(call)
+            if call.assistant is state:
+                call.assistant = None
+                ended = conversation_ended_fields(state)
+                self.emit(call, "call.conversation.ended", ended, client_state=cs)
+            await self.pause(call)
+            self.hangup_now(call, "caller", "normal_clearing")
+
+        return converse

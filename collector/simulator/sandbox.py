@@ -1,0 +1,73 @@
+"""Sandbox mode: the fake Telnyx runs inside the server, and simulated calls ring it.
+
+The server mounts the fake's API at /_sandbox/telnyx/v2 and sends its commands there
+through the real SDK client; the fake posts signed webhooks back to /webhooks/telnyx over
+real HTTP, so a sandbox call takes exactly the path a live call takes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from collector.simulator.fake_telnyx import FakeTelnyx
+from collector.simulator.script import CallScript
+from collector.simulator.signing import generate_keypair
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from collector.runtime import Runtime
+
+_FIRST_NUMBER = 13125559000
+
+
+class Sandbox:
+    """The in-process fake Telnyx plus the numbers simulated calls dial."""
+
+    def __init__(self, pace: float = 0.3) -> None:
+        self.signing_key = generate_keypair()[0]
+        self.pace = pace
+        self.numbers: dict[str, str] = {}  # number -> form id, read by the engine's router
+        self._by_form: dict[str, str] = {}
+        self.fake: FakeTelnyx | None = None
+        self._runtime: Runtime | None = None
+
+    @property
+    def public_key(self) -> str:
+        import base64
+
+        return base64.b64encode(bytes(self.signing_key.verify_key)).decode()
+
+    def attach(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+        def webhook_url() -> str:
+            assert runtime.self_url is not None
+            return f"{runtime.self_url}/webhooks/telnyx"
+
+        self.fake = FakeTelnyx(webhook_url, signing_key=self.signing_key, pace=self.pace)
+
+    def asgi_app(self) -> ASGIApp:
+        assert self.fake is not None
+        return self.fake.asgi_app()
+
+    def number_for(self, form_id: str) -> str:
+        """A stable simulated number that routes to the form."""
+        number = self._by_form.get(form_id)
+        if number is None:
+            number = f"+{_FIRST_NUMBER + len(self._by_form)}"
+            self._by_form[form_id] = number
+            self.numbers[number] = form_id
+        return number
+
+    async def place_call(self, form_id: str, script: Any = None) -> str:
+        """Ring the server with a simulated inbound call for `form_id`; returns its id."""
+        assert self.fake is not None
+        parsed = CallScript.parse(script) if script is not None else None
+        return await self.fake.place_call(to=self.number_for(form_id), script=parsed)
+
+    async def close(self) -> None:
+        if self.fake is not None:
+            close = getattr(self.fake, "close", None)
+            if close is not None:
+                await close()

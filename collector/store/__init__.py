@@ -1,0 +1,1 @@
+"""Durable state: sessions, seen events, the outbox of commands and sink deliveries."""

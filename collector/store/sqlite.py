@@ -1,0 +1,561 @@
+"""The SQLite store: sessions, seen events, the command outbox, submissions and deliveries.
+
+One writer thread owns the connection and commits in groups: every job waiting when a
+transaction starts joins it, each inside its own savepoint, and each caller is answered
+only after the COMMIT (WAL, synchronous=FULL) has made its job durable. Under load that
+turns hundreds of small transactions into a few fsyncs without acknowledging anything
+that is not on disk. aiosqlite would give us the thread but not the grouping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from collector.session.commands import Command
+from collector.session.model import Session
+from collector.store.migrations import migrate
+from collector.store.rows import CommandRow, DeliveryRow
+
+T = TypeVar("T")
+_MAX_BATCH = 256
+
+
+class _Writer(threading.Thread):
+    def __init__(self, path: str) -> None:
+        super().__init__(name="collector-sqlite", daemon=True)
+        self.path = path
+        self.jobs: deque[Any] = deque()
+        self.cond = threading.Condition()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.stopping = False
+
+    def submit(self, job: Any) -> None:
+        with self.cond:
+            self.jobs.append(job)
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)
+        except BaseException as exc:  # reported to open()
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            while True:
+                with self.cond:
+                    while not self.jobs and not self.stopping:
+                        self.cond.wait()
+                    if not self.jobs and self.stopping:
+                        return
+                    batch = [self.jobs.popleft() for _ in range(min(len(self.jobs), _MAX_BATCH))]
+                self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> None:
+        results: list[tuple[Any, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, resolve in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((resolve, None, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    results.append((resolve, value, None))
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(resolve, None, exc) for _, resolve in batch]
+        for resolve, value, error in results:
+            resolve(value, error)
+
+
+def _resolver(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> Callable[..., None]:
+    def settle(value: Any, error: BaseException | None) -> None:
+        if fut.done():
+            return
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(value)
+
+    def resolve(value: Any, error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(settle, value, error)
+
+    return resolve
+
+
+def _session_row(s: Session) -> tuple[Any, ...]:
+    return (
+        s.id,
+        s.call.call_control_id,
+        s.form,
+        s.state.value,
+        s.started_at,
+        s.updated_at,
+        1 if s.terminal else 0,
+        s.deadline,
+        s.deadline_kind,
+        s.model_dump_json(by_alias=True),
+    )
+
+
+_UPSERT_SESSION = """
+INSERT INTO sessions (id, call_control_id, form, state, started_at, updated_at, terminal,
+                      deadline, deadline_kind, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at,
+    terminal=excluded.terminal, deadline=excluded.deadline,
+    deadline_kind=excluded.deadline_kind, body=excluded.body
+"""
+
+
+class SqliteStore:
+    """Durable state of every call, in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._writer: _Writer | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = _Writer(self.path)
+        self._writer.start()
+        await asyncio.to_thread(self._writer.ready.wait)
+        if self._writer.error is not None:
+            raise self._writer.error
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.to_thread(self._writer.join, 10)
+            self._writer = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(conn) in the writer thread, inside a transaction, once it is durable."""
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._writer.submit((fn, _resolver(loop, fut)))
+        return await fut
+
+    # -- sessions and events --------------------------------------------------------
+
+    async def commit_step(
+        self,
+        session: Session,
+        event_id: str | None,
+        commands: Iterable[Command] = (),
+        submission: dict[str, Any] | None = None,
+        sinks: Iterable[str] = (),
+    ) -> None:
+        """Save one decision atomically: the event id, the session, its outbox rows."""
+        row = _session_row(session)
+        cmd_rows = [
+            (
+                session.id,
+                session.call.call_control_id,
+                c.seq,
+                c.action,
+                orjson.dumps(c.body).decode(),
+                c.command_id(session.id),
+                c.decided_at,
+                c.decided_at,
+            )
+            for c in commands
+        ]
+        sub_row = None
+        delivery_rows: list[tuple[Any, ...]] = []
+        if submission is not None:
+            sid = submission["submission_id"]
+            sub_row = (
+                sid,
+                session.id,
+                submission["form"],
+                submission["status"],
+                orjson.dumps(submission).decode(),
+                session.updated_at,
+            )
+            delivery_rows = [
+                (sid, name, sid, session.updated_at, session.updated_at, session.updated_at)
+                for name in sinks
+            ]
+        ccid = session.call.call_control_id
+
+        def work(conn: sqlite3.Connection) -> None:
+            if event_id is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO seen_events (id, call_control_id, received_at)"
+                    " VALUES (?, ?, ?)",
+                    (event_id, ccid, session.updated_at),
+                )
+            conn.execute(_UPSERT_SESSION, row)
+            if cmd_rows:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO commands (session_id, call_control_id, seq, action,"
+                    " body, command_id, decided_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                    cmd_rows,
+                )
+            if sub_row is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO submissions (id, session_id, form, status, body,"
+                    " created_at) VALUES (?,?,?,?,?,?)",
+                    sub_row,
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO deliveries (submission_id, sink, key, next_at,"
+                    " created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                    delivery_rows,
+                )
+
+        await self.run(work)
+
+    async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
+        """Record an event that reached no session; False if it was seen before."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO seen_events (id, call_control_id, received_at)"
+                " VALUES (?, ?, ?)",
+                (event_id, call_control_id, at),
+            )
+            return cur.rowcount == 1
+
+        return await self.run(work)
+
+    async def session_by_call(self, call_control_id: str) -> Session | None:
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT body FROM sessions WHERE call_control_id = ?", (call_control_id,)
+            ).fetchone()
+            return row[0] if row else None
+
+        body = await self.run(work)
+        return Session.model_validate_json(body) if body else None
+
+    async def session(self, session_id: str) -> Session | None:
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT body FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            return row[0] if row else None
+
+        body = await self.run(work)
+        return Session.model_validate_json(body) if body else None
+
+    async def sessions_with_deadlines(self) -> list[Session]:
+        """Every session a timer must still wake (restored at start-up)."""
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT body FROM sessions WHERE deadline IS NOT NULL")
+            return [r[0] for r in rows]
+
+        return [Session.model_validate_json(b) for b in await self.run(work)]
+
+    async def list_sessions(
+        self,
+        *,
+        state: str | None = None,
+        form: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[Session]:
+        """Newest first; `before` is the (started_at, id) cursor of the last page."""
+        where, args = [], []
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        if form:
+            where.append("form = ?")
+            args.append(form)
+        if since is not None:
+            where.append("started_at >= ?")
+            args.append(since)
+        if before is not None:
+            where.append("(started_at < ? OR (started_at = ? AND id < ?))")
+            args.extend([before[0], before[0], before[1]])
+        sql = "SELECT body FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(sql, args)]
+
+        return [Session.model_validate_json(b) for b in await self.run(work)]
+
+    async def count_sessions_by_state(self) -> dict[str, int]:
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            return dict(conn.execute("SELECT state, COUNT(*) FROM sessions GROUP BY state"))
+
+        return await self.run(work)
+
+    # -- command outbox -------------------------------------------------------------
+
+    async def pending_commands(self, call_control_id: str | None = None) -> list[CommandRow]:
+        sql = "SELECT * FROM commands WHERE state = 'pending'"
+        args: tuple[Any, ...] = ()
+        if call_control_id is not None:
+            sql += " AND call_control_id = ?"
+            args = (call_control_id,)
+        sql += " ORDER BY call_control_id, seq"
+
+        def work(conn: sqlite3.Connection) -> list[CommandRow]:
+            conn.row_factory = sqlite3.Row
+            try:
+                return [CommandRow.from_row(r) for r in conn.execute(sql, args)]
+            finally:
+                conn.row_factory = None
+
+        return await self.run(work)
+
+    async def finish_command(
+        self,
+        session_id: str,
+        seq: int,
+        state: str,
+        at: float,
+        attempts: int,
+        error: str | None = None,
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE commands SET state = ?, updated_at = ?, attempts = ?, last_error = ?"
+                " WHERE session_id = ? AND seq = ?",
+                (state, at, attempts, error, session_id, seq),
+            )
+
+        await self.run(work)
+
+    async def commands_for(self, session_id: str) -> list[CommandRow]:
+        def work(conn: sqlite3.Connection) -> list[CommandRow]:
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute(
+                    "SELECT * FROM commands WHERE session_id = ? ORDER BY seq", (session_id,)
+                )
+                return [CommandRow.from_row(r) for r in rows]
+            finally:
+                conn.row_factory = None
+
+        return await self.run(work)
+
+    # -- submissions and deliveries ---------------------------------------------------
+
+    async def submission(self, submission_id: str) -> dict[str, Any] | None:
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT body FROM submissions WHERE id = ?", (submission_id,)
+            ).fetchone()
+            return row[0] if row else None
+
+        body = await self.run(work)
+        return orjson.loads(body) if body else None
+
+    async def due_deliveries(self, now: float, limit: int = 100) -> list[DeliveryRow]:
+        def work(conn: sqlite3.Connection) -> list[DeliveryRow]:
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute(
+                    "SELECT d.*, s.body AS submission FROM deliveries d"
+                    " JOIN submissions s ON s.id = d.submission_id"
+                    " WHERE d.state = 'pending' AND d.next_at <= ?"
+                    " ORDER BY d.next_at, d.id LIMIT ?",
+                    (now, limit),
+                )
+                return [DeliveryRow.from_row(r) for r in rows]
+            finally:
+                conn.row_factory = None
+
+        return await self.run(work)
+
+    async def next_delivery_at(self) -> float | None:
+        def work(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'"
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self.run(work)
+
+    async def update_delivery(
+        self,
+        row_id: int,
+        *,
+        state: str,
+        attempts: int,
+        at: float,
+        next_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE deliveries SET state = ?, attempts = ?, updated_at = ?,"
+                " next_at = COALESCE(?, next_at), last_error = ?,"
+                " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+                " WHERE id = ?",
+                (state, attempts, at, next_at, error, state, at, row_id),
+            )
+
+        await self.run(work)
+
+    async def deliveries_for(self, submission_id: str) -> list[DeliveryRow]:
+        def work(conn: sqlite3.Connection) -> list[DeliveryRow]:
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute(
+                    "SELECT d.*, NULL AS submission FROM deliveries d"
+                    " WHERE submission_id = ? ORDER BY id",
+                    (submission_id,),
+                )
+                return [DeliveryRow.from_row(r) for r in rows]
+            finally:
+                conn.row_factory = None
+
+        return await self.run(work)
+
+    async def delivery_stats(self) -> tuple[dict[tuple[str, str], int], float | None]:
+        """Deliveries by (sink, state), and the creation time of the oldest pending one."""
+
+        def work(conn: sqlite3.Connection) -> tuple[dict[tuple[str, str], int], float | None]:
+            counts = {
+                (sink, state): n
+                for sink, state, n in conn.execute(
+                    "SELECT sink, state, COUNT(*) FROM deliveries GROUP BY sink, state"
+                )
+            }
+            oldest = conn.execute(
+                "SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'"
+            ).fetchone()[0]
+            return counts, oldest
+
+        return await self.run(work)
+
+    async def list_deliveries(self, states: tuple[str, ...] = ("pending", "dead")) -> list[DeliveryRow]:
+        marks = ",".join("?" for _ in states)
+
+        def work(conn: sqlite3.Connection) -> list[DeliveryRow]:
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute(
+                    f"SELECT d.*, NULL AS submission FROM deliveries d WHERE state IN ({marks})"
+                    " ORDER BY d.created_at, d.id",
+                    states,
+                )
+                return [DeliveryRow.from_row(r) for r in rows]
+            finally:
+                conn.row_factory = None
+
+        return await self.run(work)
+
+    async def requeue(self, now: float, delivery_id: int | None = None) -> int:
+        """Make a dead delivery (or, without an id, every dead one) pending again, due now."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            sql = "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
+            args: list[Any] = [now, now]
+            if delivery_id is None:
+                sql += " WHERE state = 'dead'"
+            else:
+                sql += " WHERE id = ? AND state != 'delivered'"
+                args.append(delivery_id)
+            return conn.execute(sql, args).rowcount
+
+        return await self.run(work)
+
+    async def replay(self, submission_id: str, sink: str, key: str, now: float) -> int | None:
+        """A new delivery of a submission to a sink, on purpose, under a new key."""
+
+        def work(conn: sqlite3.Connection) -> int | None:
+            if not conn.execute("SELECT 1 FROM submissions WHERE id = ?", (submission_id,)).fetchone():
+                return None
+            cur = conn.execute(
+                "INSERT INTO deliveries (submission_id, sink, key, replay, next_at, created_at,"
+                " updated_at) VALUES (?, ?, ?, 1, ?, ?, ?)",
+                (submission_id, sink, key, now, now, now),
+            )
+            return cur.lastrowid
+
+        return await self.run(work)
+
+    # -- housekeeping ---------------------------------------------------------------
+
+    async def prune(self, now: float, retention_days: float, seen_days: float = 1.0) -> int:
+        """Forget seen event ids after a day and finished sessions after retention_days."""
+        horizon = now - retention_days * 86400
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM seen_events WHERE received_at < ?", (now - seen_days * 86400,))
+            old = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM sessions WHERE terminal = 1 AND updated_at < ?"
+                    " AND deadline IS NULL",
+                    (horizon,),
+                )
+            ]
+            removed = 0
+            for sid in old:
+                pending = conn.execute(
+                    "SELECT 1 FROM deliveries d JOIN submissions s ON s.id = d.submission_id"
+                    " WHERE s.session_id = ? AND d.state = 'pending' LIMIT 1",
+                    (sid,),
+                ).fetchone()
+                if pending:
+                    continue  # never drop a submission that has not reached its sinks
+                conn.execute("DELETE FROM commands WHERE session_id = ?", (sid,))
+                conn.execute(
+                    "DELETE FROM deliveries WHERE submission_id IN"
+                    " (SELECT id FROM submissions WHERE session_id = ?)",
+                    (sid,),
+                )
+                conn.execute("DELETE FROM submissions WHERE session_id = ?", (sid,))
+                conn.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+                removed += 1
+            return removed
+
+        return await self.run(work)
+
+    async def writable(self) -> bool:
+        """Whether a write transaction commits right now (for /healthz)."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            conn.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+            return True
+
+        try:
+            return await asyncio.wait_for(self.run(work), timeout=2.0)
+        except Exception:
+            return False

@@ -1,0 +1,1 @@
+"""The Telnyx edge: webhook verification and parsing, and the command client."""

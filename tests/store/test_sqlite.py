@@ -1,0 +1,128 @@
+"""The SQLite store: group commits, savepoint isolation, migrations, outbox rows, pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from collector.session.commands import Command
+from collector.session.model import CallInfo, Session, State
+from collector.store.migrations import MIGRATIONS
+from collector.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def session(n: int, **kw: object) -> Session:
+    return Session(id=f"s{n}", form="contact", call=CallInfo(call_control_id=f"v3:c{n}"),
+                   started_at=1000.0 + n, updated_at=1000.0 + n, **kw)
+
+
+async def open_store(tmp_path: Path) -> SqliteStore:
+    store = SqliteStore(tmp_path / "db" / "collector.db")
+    await store.open()
+    return store
+
+
+async def test_concurrent_steps_are_all_durable_and_readable_from_a_new_connection(tmp_path: Path) -> None:
+    """Hundreds of concurrent commits (grouped) all reach the file."""
+    store = await open_store(tmp_path)
+    await asyncio.gather(*(
+        store.commit_step(session(i), f"e{i}", [Command(action="answer", seq=1, decided_at=1.0)])
+        for i in range(300)
+    ))
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "db" / "collector.db")
+    assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 300
+    assert conn.execute("SELECT COUNT(*) FROM commands WHERE state='pending'").fetchone()[0] == 300
+    assert conn.execute("SELECT COUNT(*) FROM seen_events").fetchone()[0] == 300
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_a_failing_job_does_not_undo_the_others_in_its_group(tmp_path: Path) -> None:
+    """Each job runs in its own savepoint: one error fails only its caller."""
+    store = await open_store(tmp_path)
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('x', '1')")
+        raise ValueError("boom")
+
+    results = await asyncio.gather(
+        store.commit_step(session(1), "e1"), store.run(bad), store.commit_step(session(2), "e2"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], ValueError)
+    assert await store.session("s1") is not None and await store.session("s2") is not None
+    assert await store.run(lambda c: c.execute("SELECT COUNT(*) FROM meta WHERE key='x'").fetchone()[0]) == 0
+    await store.close()
+
+
+async def test_session_round_trips_and_is_found_by_call(tmp_path: Path) -> None:
+    """What is saved is what is loaded, by id and by call_control_id."""
+    store = await open_store(tmp_path)
+    s = session(1, state=State.GATHERING, partial={"name": "Maria"})
+    await store.commit_step(s, None)
+    assert await store.session_by_call("v3:c1") == s
+    assert await store.session("s1") == s
+    assert await store.session("nope") is None
+    await store.close()
+
+
+async def test_submission_and_its_deliveries_are_written_together(tmp_path: Path) -> None:
+    """A finalizing step writes the submission and one pending delivery per sink."""
+    store = await open_store(tmp_path)
+    sub = {"submission_id": "sub-1", "form": "contact", "status": "completed", "data": {}}
+    await store.commit_step(session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"])
+    due = await store.due_deliveries(now=10**10)
+    assert sorted(r.sink for r in due) == ["a", "b"]
+    assert all(r.submission == sub and r.key == "sub-1" for r in due)
+    # a replay of the same step (crash before the ack) adds nothing
+    await store.commit_step(session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"])
+    assert len(await store.due_deliveries(now=10**10)) == 2
+    await store.close()
+
+
+async def test_dead_deliveries_can_be_requeued_and_submissions_replayed(tmp_path: Path) -> None:
+    """requeue() revives dead rows; replay() adds a new delivery under a new key."""
+    store = await open_store(tmp_path)
+    sub = {"submission_id": "sub-1", "form": "contact", "status": "completed"}
+    await store.commit_step(session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a"])
+    [row] = await store.due_deliveries(now=10**10)
+    await store.update_delivery(row.id, state="dead", attempts=12, at=5.0, error="503")
+    assert [r.state for r in await store.list_deliveries()] == ["dead"]
+    assert await store.requeue(now=6.0) == 1
+    [again] = await store.due_deliveries(now=10**10)
+    assert again.attempts == 0 and again.state == "pending"
+    new_id = await store.replay("sub-1", "a", "key-2", now=7.0)
+    rows = await store.deliveries_for("sub-1")
+    assert [r.key for r in rows] == ["sub-1", "key-2"] and rows[1].replay and rows[1].id == new_id
+    assert await store.replay("missing", "a", "key-3", now=8.0) is None
+    await store.close()
+
+
+async def test_prune_keeps_undelivered_submissions(tmp_path: Path) -> None:
+    """Old finished sessions go, unless a delivery of theirs is still pending."""
+    store = await open_store(tmp_path)
+    await store.commit_step(session(1, state=State.COMPLETED), "e1",
+                            submission={"submission_id": "x1", "form": "contact", "status": "completed"}, sinks=["a"])
+    await store.commit_step(session(2, state=State.COMPLETED), "e2")
+    removed = await store.prune(now=1000.0 + 40 * 86400, retention_days=30)
+    assert removed == 1
+    assert await store.session("s1") is not None  # pending delivery keeps it
+    assert await store.session("s2") is None
+    await store.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database written by a newer collector is not touched."""
+    path = tmp_path / "new.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    store = SqliteStore(path)
+    with pytest.raises(RuntimeError, match="newer"):
+        await store.open()

@@ -1,0 +1,248 @@
+"""The whole server over real HTTP, in live mode, against the fake Telnyx API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from collector.app import create_app
+from collector.config import load_settings
+from collector.runtime import Runtime, build_runtime
+from collector.session.client_state import decode
+from collector.simulator.fake_telnyx import FakeTelnyx
+from collector.simulator.signing import generate_keypair, sign
+from tests.harness import eventually, serve, write_config
+
+pytestmark = pytest.mark.anyio
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NUMBER = "+13125550001"
+
+
+@dataclass
+class Stack:
+    fake: FakeTelnyx
+    runtime: Runtime
+    url: str
+    tmp: Path
+    client: httpx.AsyncClient
+
+    async def submissions(self) -> list[dict[str, Any]]:
+        path = self.tmp / "results.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    async def post(self, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+        hdrs = sign(body, self.fake.signing_key) if headers is None else headers
+        return await self.client.post(f"{self.url}/webhooks/telnyx", content=body, headers=hdrs)
+
+
+@pytest.fixture(name="stack")
+async def _stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    holder: dict[str, str] = {}
+    fake = FakeTelnyx(lambda: holder["url"] + "/webhooks/telnyx", pace=0.0)
+    async with serve(fake.asgi_app()) as telnyx_url:
+        environ = {
+            "TELNYX_API_KEY": "KEY_test",
+            "TELNYX_PUBLIC_KEY": fake.public_key_b64,
+            "TELNYX_BASE_URL": f"{telnyx_url}/v2",
+        }
+        cfg = write_config(
+            tmp_path / "collector.toml",
+            FIXTURES / "forms",
+            f'[routing.numbers]\n"{NUMBER}" = "contact"\n'
+            '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n',
+        )
+        runtime = build_runtime(load_settings(cfg, environ), environ)
+        async with serve(create_app(runtime)) as url, httpx.AsyncClient(timeout=10) as client:
+            holder["url"] = url
+            yield Stack(fake=fake, runtime=runtime, url=url, tmp=tmp_path, client=client)
+
+
+async def test_a_call_is_answered_gathered_validated_delivered_once_and_hung_up(stack: Stack) -> None:
+    """End to end: answer, gather with the form's exact schema, one JSONL line, hangup."""
+    ccid = await stack.fake.place_call(to=NUMBER)
+    subs = await eventually(stack.submissions)
+    await eventually(lambda: _async(not stack.fake.calls[ccid].alive))
+    assert len(subs) == 1
+    sub = subs[0]
+    assert sub["status"] == "completed"
+    assert sub["data"] == {"name": "Maria Gonzalez", "email": "maria.gonzalez@example.com", "age": 36}
+    assert sub["call"]["call_control_id"] == ccid and sub["call"]["direction"] == "incoming"
+    assert sub["form"] == "contact" and sub["form_version"] == stack.runtime.forms["contact"].version
+    actions = [r.action for r in stack.fake.commands(ccid)]
+    assert actions == ["answer", "gather_using_ai", "speak", "hangup"]
+    gather = stack.fake.commands(ccid, "gather_using_ai")[0].body
+    assert gather["parameters"] == stack.runtime.forms["contact"].parameters
+    assert decode(gather["client_state"]).attempt == 1
+    assert stack.fake.rejected == []
+    assert len({r.command_id for r in stack.fake.commands(ccid)}) == 4
+    assert len(await stack.submissions()) == 1
+
+
+async def test_a_wrong_email_is_reasked_alone_then_completed(stack: Stack) -> None:
+    """The re-ask carries only the email (with its format) and the conversation so far."""
+    script = {"attempts": [{"email": "maria.gonzalez.example.com"}, {"email": "maria@example.com"}]}
+    from collector.simulator.script import CallScript
+
+    ccid = await stack.fake.place_call(to=NUMBER, script=CallScript.parse(script))
+    subs = await eventually(stack.submissions)
+    gathers = stack.fake.commands(ccid, "gather_using_ai")
+    assert len(gathers) == 2
+    second = gathers[1].body
+    assert list(second["parameters"]["properties"]) == ["email"]
+    assert second["parameters"]["properties"]["email"]["format"] == "email"
+    assert second["parameters"]["required"] == ["email"]
+    assert second["message_history"]
+    assert subs[0]["status"] == "completed"
+    assert subs[0]["data"]["email"] == "maria@example.com"
+    assert subs[0]["data"]["name"] == "Maria Gonzalez"
+    assert stack.fake.rejected == []
+
+
+async def test_caller_hanging_up_mid_gather_is_abandoned_with_what_was_valid(stack: Stack) -> None:
+    """A hangup during the gather ends abandoned, keeping the fields already given."""
+    from collector.simulator.script import CallScript
+
+    ccid = await stack.fake.place_call(to=NUMBER, script=CallScript.parse({"hangup_after": 1}))
+    subs = await eventually(stack.submissions)
+    assert subs[0]["status"] == "abandoned"
+    assert subs[0]["data"] == {"name": "Maria Gonzalez"}
+    assert "hangup" not in [r.action for r in stack.fake.commands(ccid)]
+
+
+async def test_call_to_an_unrouted_number_gets_a_message_and_a_hangup(tmp_path: Path, stack: Stack) -> None:
+    """No form for the number: answered, told politely, hung up, nothing delivered."""
+    ccid = await stack.fake.place_call(to="+13125550999")
+    await eventually(lambda: _async(not stack.fake.calls[ccid].alive))
+    assert [r.action for r in stack.fake.commands(ccid)] == ["answer", "speak", "hangup"]
+    assert await stack.submissions() == []
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+# -- bad input: a clear 4xx, no state change ------------------------------------------
+
+
+def _fixture(name: str) -> bytes:
+    return (FIXTURES / "telnyx" / f"{name}.json").read_bytes()
+
+
+async def test_missing_signature_is_401(stack: Stack) -> None:
+    """No signature headers: 401 with a reason, and nothing recorded."""
+    r = await stack.post(_fixture("call.initiated"), headers={"content-type": "application/json"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_signature"
+    assert await stack.runtime.store.count_sessions_by_state() == {}
+
+
+async def test_bad_signature_is_401(stack: Stack) -> None:
+    """A body signed by another key is refused."""
+    other, _ = generate_keypair()
+    body = _fixture("call.initiated")
+    r = await stack.post(body, headers=sign(body, other))
+    assert r.status_code == 401
+    assert await stack.runtime.store.count_sessions_by_state() == {}
+
+
+async def test_tampered_body_is_401(stack: Stack) -> None:
+    """The signature covers the exact bytes: one changed byte is refused."""
+    body = _fixture("call.initiated")
+    headers = sign(body, stack.fake.signing_key)
+    r = await stack.post(body.replace(b"+13125550143", b"+13125550144"), headers=headers)
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+async def test_timestamp_outside_300_seconds_is_401(stack: Stack, skew: int) -> None:
+    """A timestamp more than 300 s old or ahead is refused."""
+    import time
+
+    body = _fixture("call.initiated")
+    r = await stack.post(body, headers=sign(body, stack.fake.signing_key, int(time.time()) + skew))
+    assert r.status_code == 401
+    assert "timestamp" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'"text"', "not a JSON object"),
+        (b'{"data": 1}', "'data'"),
+        (b'{"data": {"event_type": "call.answered", "payload": {}}}', "'data.id'"),
+        (b'{"data": {"id": "x", "payload": {}}}', "'data.event_type'"),
+        (b'{"data": {"id": "x", "event_type": "call.answered"}}', "'data.payload'"),
+        (b'{"data": {"id": "x", "event_type": "call.answered", "payload": {}}}', "call_control_id"),
+        (b'{"data": {"id": "x", "event_type": "call.answered", "payload": []}}', "'data.payload'"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
+async def test_malformed_bodies_are_400_with_a_reason(stack: Stack, body: bytes, reason: str) -> None:
+    """Signed but malformed bodies get 400 naming what is wrong, never 500."""
+    r = await stack.post(body)
+    assert r.status_code == 400
+    assert reason in r.json()["error"]["message"]
+
+
+async def test_body_over_one_mebibyte_is_413(stack: Stack) -> None:
+    """A body over 1 MiB is refused with 413."""
+    body = b'{"data": {"id": "x", "pad": "' + b"a" * (1024 * 1024) + b'"}}'
+    r = await stack.post(body)
+    assert r.status_code == 413
+
+
+async def test_unknown_event_type_is_acknowledged(stack: Stack) -> None:
+    """An event type we do not act on gets 200 and changes nothing."""
+    body = orjson.dumps({"data": {"id": "u-1", "event_type": "call.recording.saved", "payload": {"call_control_id": "v3:x"}}})
+    r = await stack.post(body)
+    assert r.status_code == 200
+    assert await stack.runtime.store.count_sessions_by_state() == {}
+
+
+async def test_repeated_event_id_changes_nothing(stack: Stack) -> None:
+    """Telnyx's retry of call.initiated is acknowledged and answered only once."""
+    body = _fixture("call.initiated")
+    ccid = json.loads(body)["data"]["payload"]["call_control_id"]
+    first = await stack.post(body)
+    second = await stack.post(body)
+    assert first.status_code == second.status_code == 200
+    session = await stack.runtime.engine.session_for_call(ccid)
+    assert session is not None and session.event_ids.count(json.loads(body)["data"]["id"]) == 1
+    assert sum((await stack.runtime.store.count_sessions_by_state()).values()) == 1
+    rows = await stack.runtime.store.commands_for(session.id)
+    assert [r.action for r in rows] == ["answer"]
+
+
+async def test_event_for_an_unknown_call_is_acknowledged(stack: Stack) -> None:
+    """A webhook for a call we never saw is 200 and recorded as seen, nothing else."""
+    r = await stack.post(_fixture("call.hangup"))
+    assert r.status_code == 200
+    assert await stack.runtime.store.count_sessions_by_state() == {}
+
+
+async def test_healthz_and_metrics(stack: Stack) -> None:
+    """/healthz says the store is writable; /metrics exposes the pinned families."""
+    r = await stack.client.get(f"{stack.url}/healthz")
+    assert r.status_code == 200 and r.json()["store"] == "writable" and r.json()["mode"] == "live"
+    await stack.fake.place_call(to=NUMBER)
+    await eventually(stack.submissions)
+    text = (await stack.client.get(f"{stack.url}/metrics")).text
+    for family in ("collector_webhook_events_total", "collector_webhook_ack_seconds",
+                   "collector_telnyx_commands_total", "collector_sessions",
+                   "collector_deliveries", "collector_oldest_pending_delivery_seconds"):
+        assert family in text
+    assert 'collector_telnyx_commands_total{action="answer",outcome="ok"}' in text
