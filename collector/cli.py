@@ -45,6 +45,32 @@ def _self_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def _server_class() -> Any:
+    import contextlib
+    import signal
+    import threading
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM/SIGINT shutdown exits 0 instead of re-raising."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = (signal.SIGINT, signal.SIGTERM)
+            originals = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
 async def _serve(runtime: Any, sock: socket.socket, ready: asyncio.Event | None = None) -> Any:
     import uvicorn
 
@@ -59,7 +85,7 @@ async def _serve(runtime: Any, sock: socket.socket, ready: asyncio.Event | None 
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     if ready is None:
         await server.serve(sockets=[sock])
         return server
@@ -273,6 +299,39 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return int(asyncio.run(_with_store(settings, run)))
 
 
+def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Cancel a live session through the running server's admin API."""
+    import httpx
+
+    try:
+        settings = load_settings(args.config, environ)
+    except ConfigurationError as exc:
+        return _problems(exc)
+    url = args.url or _self_url(settings.host, settings.port)
+    token = args.token or settings.admin_token
+    if not token:
+        print("collector: set COLLECTOR_ADMIN_TOKEN (or --token) to the server's admin token", file=sys.stderr)
+        return 1
+    try:
+        r = httpx.post(
+            f"{url.rstrip('/')}/api/sessions/{args.id}/cancel",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        print(f"collector: cannot reach the server at {url}: {exc}", file=sys.stderr)
+        return 1
+    if r.status_code >= 400:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text[:300]
+        print(f"collector: {r.status_code}: {message}", file=sys.stderr)
+        return 1
+    print(f"cancelled session {args.id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collector", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -294,6 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--dir", default=None)
     show.add_argument("--config", default=None)
     show.set_defaults(run=cmd_forms_show)
+
+    sessions = sub.add_parser("sessions", help="act on sessions of a running server")
+    sessions_sub = sessions.add_subparsers(dest="sessions_command", required=True)
+    cancel = sessions_sub.add_parser("cancel", help="cancel a live session: goodbye, hangup, abandoned")
+    cancel.add_argument("id")
+    cancel.add_argument("--url", default=None, help="the server (default: http://host:port from config)")
+    cancel.add_argument("--token", default=None, help="admin token (default: COLLECTOR_ADMIN_TOKEN)")
+    cancel.add_argument("--config", default=None)
+    cancel.set_defaults(run=cmd_sessions_cancel)
 
     outbox = sub.add_parser("outbox", help="list, retry or replay sink deliveries")
     outbox.add_argument("--config", default=None)

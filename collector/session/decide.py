@@ -28,6 +28,8 @@ A session moves forward only:
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ from collector.session.wording import (
     coerce_digits,
     confirm_readback,
     keypad_prompt,
+    label,
     reask_greeting,
     speech_seconds,
 )
@@ -163,19 +166,16 @@ class _Step:
         self.s.deadline = at
 
     def _schedule_timeout(self) -> None:
+        """Without a nearer deadline, the session times out after a silence."""
         s = self.s
         if s.terminal and (s.closing_phase == "done" or not s.call_alive):
-            if s.deadline_kind not in ("speech",):
-                self.set_deadline(None, None)
+            self.set_deadline(None, None)
             return
-        if s.deadline_kind in ("grace", "speech"):
+        if s.deadline_kind in ("grace", "speech", "assistant"):
             return
-        if s.deadline_kind == "timeout" and s.deadline is not None and s.deadline > self.at:
-            if not isinstance(self.event, E.Timer):
-                self.set_deadline("timeout", self.at + self.policy.session_timeout_seconds)
-            return
-        if s.deadline_kind is None:
-            self.set_deadline("timeout", self.at + self.policy.session_timeout_seconds)
+        if s.deadline_kind == "timeout" and isinstance(self.event, E.Timer):
+            return  # just re-armed by the reconcile
+        self.set_deadline("timeout", self.at + self.policy.session_timeout_seconds)
 
     def voice(self) -> dict[str, Any]:
         body: dict[str, Any] = {"voice": self.policy.default_voice}
@@ -530,8 +530,44 @@ class _Step:
         self.d.submission = submission
         self.change("finalized")
         if self.s.call_alive:
+            if status == "completed" and self.form.options.after is not None:
+                self.start_assistant()
+                return
             key = "goodbye" if status == "completed" else "incomplete_goodbye"
             self.closing_speech(self.messages.get(key) or self.messages.get("goodbye", ""))
+
+    def start_assistant(self) -> None:
+        """Hand the caller to a stored AI assistant, primed with what was collected."""
+        assert self.form is not None and self.form.options.after is not None
+        after = self.form.options.after
+        body = copy.deepcopy(after.body)
+        collected = {
+            name: fs.value
+            for name, fs in self.s.fields.items()
+            if fs.valid and not self.form.fields[name].options.sensitive
+        }
+        assistant = body.setdefault("assistant", {})
+        variables = dict(assistant.get("dynamic_variables") or {})
+        for name, value in collected.items():
+            ok = isinstance(value, str | int | float | bool)
+            variables[name] = value if ok else json.dumps(value, ensure_ascii=False)
+        assistant["dynamic_variables"] = variables
+        self.command(C.AI_ASSISTANT_START, body, kind="assistant")
+        summary = "; ".join(f"{label(self.form, n)}: {v}" for n, v in collected.items())
+        note = f"The caller has just completed the form {self.form.title!r}. Collected: {summary}."
+        self.command(
+            C.AI_ASSISTANT_ADD_MESSAGES,
+            {"messages": [{"role": "system", "content": note[:3000]}]},
+            kind="assistant",
+        )
+        self.s.closing_phase = "assistant"
+        if after.max_seconds:
+            self.set_deadline("assistant", self.at + after.max_seconds)
+        self.change("assistant")
+
+    def stop_assistant(self, message_key: str) -> None:
+        self.command(C.AI_ASSISTANT_STOP, kind="assistant_stop")
+        self.closing_speech(self.messages.get(message_key) or self.messages.get("goodbye", ""))
 
     def closing_speech(self, text: str) -> None:
         if not self.s.call_alive:
@@ -562,8 +598,6 @@ class _Step:
         self.change("call")
         if self.s.terminal:
             self.s.closing_phase = "done"
-            if self.s.deadline_kind == "speech":
-                self.set_deadline(None, None)
             return
         if not was_alive and self.s.state == State.CLOSING:
             return
@@ -591,6 +625,9 @@ class _Step:
         elif ev.kind == "speech":
             if s.closing_phase == "goodbye":
                 self.hangup()
+        elif ev.kind == "assistant":
+            if s.closing_phase == "assistant" and s.call_alive:
+                self.stop_assistant("goodbye")
         elif ev.kind == "timeout":
             self.command(C.RETRIEVE_STATUS)
             self.set_deadline("timeout", self.at + RECONCILE_RETRY_SECONDS)
@@ -649,6 +686,9 @@ class _Step:
 
     def on_cancel(self, ev: E.Cancel) -> None:
         if self.s.terminal:
+            if self.s.closing_phase == "assistant" and self.s.call_alive:
+                self.note("cancelled", reason=ev.reason)
+                self.stop_assistant("cancelled")
             return
         self.note("cancelled", reason=ev.reason)
         g = self.s.gather

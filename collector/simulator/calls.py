@@ -129,7 +129,8 @@ class SimCall:
     # what is playing or gathering right now, and the tasks that produce this call's events
     ai: AiGatherState | None = None
     keypad: KeypadState | None = None
-    speaking: str | None = None  # the client_state of the speak being played
+    speaking: bool = False  # a speak is playing
+    speak_state: str | None = None  # the client_state of that speak
     assistant: AiGatherState | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     tail: asyncio.Task[None] | None = None  # the last activity queued

@@ -162,10 +162,12 @@ class Network:
                 task.cancel()
         state = client_state if client_state is not None else call.client_state
         self.emit(call, "call.hangup", hangup_fields(call, cause, source), client_state=state)
-        if call.speaking is not None:
-            cs, call.speaking = call.speaking, None
+        if call.speaking:
+            call.speaking = False
             fields = {"status": "call_hangup"}
-            self.emit(call, "call.speak.ended", fields, client_state=cs, parties=False)
+            self.emit(
+                call, "call.speak.ended", fields, client_state=call.speak_state, parties=False
+            )
         if call.keypad is not None:
             kp, call.keypad = call.keypad, None
             fields = {"digits": kp.digits, "status": "call_hangup"}
@@ -303,9 +305,9 @@ class Network:
         async def speak() -> None:
             await self.pause(call)
             self.emit(call, "call.speak.started", client_state=cs, parties=False)
-            call.speaking = cs
+            call.speaking, call.speak_state = True, cs
             await self.pause(call)
-            call.speaking = None
+            call.speaking = False
             self.emit(
                 call, "call.speak.ended", {"status": "completed"}, client_state=cs, parties=False
             )

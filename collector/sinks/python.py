@@ -95,8 +95,8 @@ def build(target: str, options: dict[str, Any]) -> Any:
             raise ValueError(f"creating {target} failed: {type(exc).__name__}: {exc}") from exc
     if not callable(obj):
         raise ValueError(
-            f"{target} is a {type(obj).__name__}, not a class with 'async deliver(submission)'"
-            " or an async function"
+            f"{target} is not callable (it is of type {type(obj).__name__}); expected a class"
+            " with 'async deliver(submission)' or an async function"
         )
     if not _is_async(obj):
         raise ValueError(f"{target} is not an async function: define it 'async def f(submission)'")

@@ -388,3 +388,46 @@ def test_cancel_stops_the_gather_says_goodbye_and_abandons(forms: Any) -> None:
     assert call.submissions[0]["status"] == "abandoned"
     call.ended(GOOD)  # the stopped gather's end arrives after: one outcome only
     assert len(call.submissions) == 1
+
+
+def test_completed_form_hands_off_to_the_assistant_then_stops_it_after_max_seconds(forms: Any) -> None:
+    """after: ai_assistant_start with non-sensitive values, add_messages; max_seconds stops it."""
+    call = Call(forms, form="handoff")
+    call.start()
+    call.ended({"company": "Acme Logistics", "seats": 25, "budget": "20k"})
+    assert call.submissions[0]["status"] == "completed"
+    start, add = call.commands[-2:]
+    assert (start.action, add.action) == (C.AI_ASSISTANT_START, C.AI_ASSISTANT_ADD_MESSAGES)
+    assert start.body["assistant"]["id"] == "assistant-9c1f2e"
+    assert start.body["assistant"]["dynamic_variables"] == {"campaign": "spring", "company": "Acme Logistics", "seats": 25}
+    assert "max_seconds" not in start.body
+    assert "20k" not in str(add.body)
+    assert call.session.deadline_kind == "assistant"
+    assert call.session.deadline == call.session.updated_at + 120
+    call.feed(call.ev(E.ConversationEvent, event_type="call.conversation.ended", summary={"duration_sec": 30}))
+    assert call.session.conversation[-1]["type"] == "call.conversation.ended"
+    call.feed(call.ev(E.Timer, kind="assistant", due=call.session.deadline))
+    assert call.actions()[-2:] == [C.AI_ASSISTANT_STOP, C.SPEAK]
+    call.feed(call.ev(E.SpeakEnded))
+    assert call.actions()[-1] == C.HANGUP
+    assert len(call.submissions) == 1
+
+
+def test_cancel_during_the_hand_off_stops_the_assistant(forms: Any) -> None:
+    """An operator cancel while the assistant talks: ai_assistant_stop, goodbye, hangup."""
+    call = Call(forms, form="handoff")
+    call.start()
+    call.ended({"company": "Acme Logistics", "seats": 25, "budget": "20k"})
+    call.feed(call.ev(E.Cancel, eid="~c"))
+    assert call.actions()[-2:] == [C.AI_ASSISTANT_STOP, C.SPEAK]
+    assert call.submissions[0]["status"] == "completed"
+
+
+def test_caller_hanging_up_during_the_hand_off_ends_it_quietly(forms: Any) -> None:
+    """A hangup during the hand-off clears the deadline and sends nothing more."""
+    call = Call(forms, form="handoff")
+    call.start()
+    call.ended({"company": "Acme Logistics", "seats": 25, "budget": "20k"})
+    n = len(call.commands)
+    call.feed(call.ev(E.CallHangup))
+    assert len(call.commands) == n and call.session.deadline is None

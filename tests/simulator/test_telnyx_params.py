@@ -104,7 +104,10 @@ VALID = {
     "ai_assistant_add_messages": {
         "messages": [
             {"role": "user", "content": "hi"},
-            {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f"}}]},
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f"}}],
+            },
             {"role": "tool", "content": "{}", "tool_call_id": "t1"},
         ],
         "trigger_response": True,
@@ -141,7 +144,9 @@ def test_empty_bodies_pass_where_nothing_is_required(action: str) -> None:
 
 def test_unknown_top_level_key_is_refused() -> None:
     """A key the SDK does not declare is refused, not dropped."""
-    assert check_params("gather_using_ai", {**GATHER_USING_AI, "bogus": 1}) == ["/bogus: unknown key"]
+    assert check_params("gather_using_ai", {**GATHER_USING_AI, "bogus": 1}) == [
+        "/bogus: unknown key"
+    ]
 
 
 def test_unknown_nested_keys_are_refused() -> None:

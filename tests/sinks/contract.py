@@ -29,8 +29,12 @@ def make_submission(submission_id: str | None = None, **changes: Any) -> dict[st
         "errors": [],
         "fields": {
             "name": {"value": "Ada Lovelace", "source": "ai", "attempts": 1, "errors": []},
-            "email": {"value": "ada@example.com", "source": "confirmed", "attempts": 2,
-                      "errors": []},
+            "email": {
+                "value": "ada@example.com",
+                "source": "confirmed",
+                "attempts": 2,
+                "errors": [],
+            },
             "age": {"value": 36, "source": "keypad", "attempts": 1, "errors": []},
         },
         "call": {

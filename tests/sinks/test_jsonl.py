@@ -29,7 +29,7 @@ class TestJsonlContract(SinkContract):
 
 @pytest.mark.anyio
 async def test_torn_last_line_and_existing_id_give_no_duplicate(tmp_path: Path) -> None:
-    """After a crash left a torn last line, a redelivered id writes nothing and the next line starts clean."""
+    """After a torn last line, a redelivered id writes nothing and the next line starts clean."""
     path = tmp_path / "results.jsonl"
     done = make_submission("already-there")
     torn = make_submission("torn-by-crash")
@@ -45,7 +45,11 @@ async def test_torn_last_line_and_existing_id_give_no_duplicate(tmp_path: Path) 
     lines = data.splitlines()
     assert lines[1] == orjson.dumps(torn)[:40]  # the torn fragment stays on a line of its own
     parsed = [orjson.loads(line) for i, line in enumerate(lines) if i != 1]
-    assert [p["submission_id"] for p in parsed] == ["already-there", "torn-by-crash", "after-the-crash"]
+    assert [p["submission_id"] for p in parsed] == [
+        "already-there",
+        "torn-by-crash",
+        "after-the-crash",
+    ]
 
 
 @pytest.mark.anyio
@@ -57,10 +61,13 @@ async def test_last_line_complete_but_unterminated_counts_as_written(tmp_path: P
     sink = await started(JsonlSink(path))
     await sink.deliver(done)
     await sink.deliver(make_submission("next"))
-    assert [orjson.loads(line)["submission_id"] for line in lines_of(path)] == ["no-newline", "next"]
+    assert [orjson.loads(line)["submission_id"] for line in lines_of(path)] == [
+        "no-newline",
+        "next",
+    ]
 
 
 def test_unknown_option_is_refused(tmp_path: Path) -> None:
     """An option jsonl does not know is a ValueError naming it."""
-    with pytest.raises(ValueError, match="unknown option.*colour"):
+    with pytest.raises(ValueError, match=r"unknown option.*colour"):
         from_config(name="j", options={"path": "x.jsonl", "colour": "red"}, base_dir=tmp_path)

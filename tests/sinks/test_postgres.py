@@ -44,9 +44,10 @@ class Pg:
         exists = await self.conn.fetchval("SELECT to_regclass($1)", name)
         if exists is None:
             return []
-        return [orjson.loads(r["submission"]) for r in await self.conn.fetch(
-            f"SELECT submission FROM {name} ORDER BY submission_id"
-        )]
+        return [
+            orjson.loads(r["submission"])
+            for r in await self.conn.fetch(f"SELECT submission FROM {name} ORDER BY submission_id")
+        ]
 
 
 async def connect_or_skip() -> tuple[str, asyncpg.Connection]:
@@ -144,7 +145,10 @@ async def test_redelivery_upserts_the_row(pg: Pg) -> None:
     assert len(got) == 1
     row = got[0]
     assert (row["submission_id"], row["form"], row["form_version"], row["status"]) == (
-        "same", "contact", "1", "completed"
+        "same",
+        "contact",
+        "1",
+        "completed",
     )
     assert (row["name"], row["age"], row["has_replay"]) == ("Ada L", 36, False)
     assert row["delivered_at"] >= first_at
@@ -226,8 +230,9 @@ async def test_down_at_start_then_up_delivers(pg: Pg) -> None:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True
+        )
 
     server = await asyncio.start_server(forward, HOST, port)  # the database "comes up"
     try:
@@ -270,8 +275,12 @@ def test_good_options_are_accepted() -> None:
     """Both URL schemes, a schema-qualified table and pool sizes are accepted."""
     sink = from_config(
         name="pg",
-        options={"dsn": "postgres://u:p@db.internal:6543/app?sslmode=require",
-                 "table": "crm.calls", "pool_min": 0, "pool_max": 3},
+        options={
+            "dsn": "postgres://u:p@db.internal:6543/app?sslmode=require",
+            "table": "crm.calls",
+            "pool_min": 0,
+            "pool_max": 3,
+        },
         base_dir=None,
     )
     assert (sink.schema, sink.table, sink.pool_min, sink.pool_max) == ("crm", "calls", 0, 3)

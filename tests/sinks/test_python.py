@@ -49,8 +49,15 @@ def received() -> Iterator[list[dict[str, Any]]]:
 async def test_class_target_gets_the_other_options_and_its_hooks_run(tmp_path: Path) -> None:
     """A class target is built with the remaining options as kwargs; start/close are its own."""
     sinks, problems = build_sinks(
-        [SinkConfig(type="python", name="mine", target=f"{TARGET}:FileSink",
-                    directory=str(tmp_path), prefix="p-")],
+        [
+            SinkConfig(
+                type="python",
+                name="mine",
+                target=f"{TARGET}:FileSink",
+                directory=str(tmp_path),
+                prefix="p-",
+            )
+        ],
         tmp_path,
     )
     assert problems == []
@@ -91,13 +98,15 @@ async def test_async_function_target_is_wrapped(tmp_path: Path, received: list[A
         ({"target": "sinks.no_such_module:f"}, "could not import module 'sinks.no_such_module'"),
         ({"target": f"{TARGET}:missing"}, f"module '{TARGET}' has no attribute 'missing'"),
         ({"target": f"{TARGET}:FileSink.nope"}, f"{TARGET}:FileSink has no attribute 'nope'"),
-        ({"target": f"{TARGET}:NOT_CALLABLE"}, "is a int, not a class with 'async deliver"),
+        ({"target": f"{TARGET}:NOT_CALLABLE"}, r"is not callable \(it is of type int\)"),
         ({"target": f"{TARGET}:sync_function"}, "is not an async function"),
         ({"target": f"{TARGET}:SyncDeliver"}, "a class without an 'async def deliver"),
         ({"target": f"{TARGET}:NoDeliver"}, "a class without an 'async def deliver"),
         ({"target": f"{TARGET}:FileSink"}, "could not create .*FileSink with no options"),
-        ({"target": f"{TARGET}:FileSink", "directory": "d", "colour": 1},
-         "could not create .*FileSink with colour, directory: .*colour"),
+        (
+            {"target": f"{TARGET}:FileSink", "directory": "d", "colour": 1},
+            "could not create .*FileSink with colour, directory: .*colour",
+        ),
         ({"target": f"{TARGET}:record", "colour": 1}, "unknown option.*colour.*takes no options"),
     ],
 )
@@ -145,8 +154,9 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def test_entry_point_type_is_found_and_built(plugin_dist: Path, tmp_path: Path) -> None:
     """A type named in an installed package's `collector.sinks` entry points builds and delivers."""
     assert factory_for("fancy") is usersink.factory
-    sinks, problems = build_sinks([SinkConfig(type="fancy", name="crm", directory="crm-out")],
-                                  tmp_path)
+    sinks, problems = build_sinks(
+        [SinkConfig(type="fancy", name="crm", directory="crm-out")], tmp_path
+    )
     assert problems == []
     configured = sinks["crm"]
     await configured.start()

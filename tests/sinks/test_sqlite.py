@@ -43,9 +43,10 @@ async def test_table_created_at_start_with_columns_in_wal_mode(tmp_path: Path) -
     try:
         path = tmp_path / "results.db"
         assert path.exists()
-        columns = {name: (kind, pk) for _, name, kind, _, _, pk in rows(
-            path, "PRAGMA table_info(submissions)"
-        )}
+        columns = {
+            name: (kind, pk)
+            for _, name, kind, _, _, pk in rows(path, "PRAGMA table_info(submissions)")
+        }
         assert columns["submission_id"] == ("TEXT", 1)
         assert columns["data"][0] == "JSON" and columns["submission"][0] == "JSON"
         assert {"form", "form_version", "status", "started_at", "ended_at"} <= set(columns)
@@ -69,8 +70,9 @@ async def test_redelivery_upserts_the_row(tmp_path: Path) -> None:
         "SELECT submission_id, form, form_version, status, json_extract(data, '$.name'),"
         " started_at, ended_at FROM submissions",
     )
-    assert got == [("same-id", "contact", "1", "completed", "Ada L", first["started_at"],
-                    first["ended_at"])]
+    assert got == [
+        ("same-id", "contact", "1", "completed", "Ada L", first["started_at"], first["ended_at"])
+    ]
 
 
 @pytest.mark.anyio

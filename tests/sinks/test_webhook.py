@@ -7,6 +7,7 @@ one record per `webhook-id` (as Standard Webhooks asks receivers to), and answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -63,10 +64,8 @@ class Receiver:
         self.attempts.append(Attempt(headers, body, verified))
         status, sleep, text = self.script.pop(0) if self.script else (200, 0.0, "")
         if sleep:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.release.wait(), sleep)
-            except TimeoutError:
-                pass
         if not verified:
             return PlainTextResponse("bad signature", status_code=401)
         if 200 <= status < 300:
@@ -83,8 +82,15 @@ async def receiver() -> AsyncIterator[Receiver]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off",
-                       access_log=False, ws="none", timeout_graceful_shutdown=5)
+        uvicorn.Config(
+            app,
+            log_config=None,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ws="none",
+            timeout_graceful_shutdown=5,
+        )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -122,14 +128,17 @@ class TestWebhookContract(SinkContract):
 
     async def read_back(self, env: Receiver) -> list[dict[str, Any]]:
         assert all(a.verified for a in env.attempts)
-        return [{k: v for k, v in d.items() if k not in ("replay", "delivery_key")}
-                for d in env.deliveries.values()]
+        return [
+            {k: v for k, v in d.items() if k not in ("replay", "delivery_key")}
+            for d in env.deliveries.values()
+        ]
 
 
 @pytest.fixture
 async def sink(receiver: Receiver) -> AsyncIterator[WebhookSink]:
-    hook = await started(webhook_sink(receiver.url, timeout_seconds=0.5,
-                                      headers={"Authorization": "Bearer t0ken"}))
+    hook = await started(
+        webhook_sink(receiver.url, timeout_seconds=0.5, headers={"Authorization": "Bearer t0ken"})
+    )
     try:
         yield hook
     finally:
@@ -137,8 +146,10 @@ async def sink(receiver: Receiver) -> AsyncIterator[WebhookSink]:
 
 
 @pytest.mark.anyio
-async def test_2xx_is_delivered_with_a_valid_signature(receiver: Receiver, sink: WebhookSink) -> None:
-    """A 2xx answer is a delivery: one signed JSON POST, webhook-id = submission_id, headers added."""
+async def test_2xx_is_delivered_with_a_valid_signature(
+    receiver: Receiver, sink: WebhookSink
+) -> None:
+    """A 2xx answer is a delivery: one signed JSON POST, webhook-id = submission_id."""
     submission = make_submission()
     receiver.answer(204)
     await sink.deliver(submission)
@@ -261,18 +272,30 @@ async def test_deliver_without_start_creates_the_client(receiver: Receiver) -> N
         ({"url": "https://example.com", "secret": "s3cret"}, "option 'secret' must be"),
         ({"url": "https://example.com", "secret": "whsec_"}, "option 'secret' must be"),
         ({"url": "https://example.com", "secret": "whsec_!!!"}, "option 'secret' must be"),
-        ({"url": "https://example.com", "secret": SECRET, "timeout_seconds": 0},
-         "option 'timeout_seconds' must be a number > 0"),
-        ({"url": "https://example.com", "secret": SECRET, "timeout_seconds": "5"},
-         "option 'timeout_seconds' must be a number > 0"),
-        ({"url": "https://example.com", "secret": SECRET, "headers": ["x"]},
-         "option 'headers' must be a table"),
-        ({"url": "https://example.com", "secret": SECRET, "headers": {"webhook-id": "x"}},
-         "'webhook-id' is set by the signature"),
-        ({"url": "https://example.com", "secret": SECRET, "headers": {"bad name": "x"}},
-         "not a valid header name"),
-        ({"url": "https://example.com", "secret": SECRET, "headers": {"X-A": "a\r\nb"}},
-         "must be a one-line string"),
+        (
+            {"url": "https://example.com", "secret": SECRET, "timeout_seconds": 0},
+            "option 'timeout_seconds' must be a number > 0",
+        ),
+        (
+            {"url": "https://example.com", "secret": SECRET, "timeout_seconds": "5"},
+            "option 'timeout_seconds' must be a number > 0",
+        ),
+        (
+            {"url": "https://example.com", "secret": SECRET, "headers": ["x"]},
+            "option 'headers' must be a table",
+        ),
+        (
+            {"url": "https://example.com", "secret": SECRET, "headers": {"webhook-id": "x"}},
+            "'webhook-id' is set by the signature",
+        ),
+        (
+            {"url": "https://example.com", "secret": SECRET, "headers": {"bad name": "x"}},
+            "not a valid header name",
+        ),
+        (
+            {"url": "https://example.com", "secret": SECRET, "headers": {"X-A": "a\r\nb"}},
+            "must be a one-line string",
+        ),
         ({"url": "https://example.com", "secret": SECRET, "retries": 3}, "unknown option.*retries"),
     ],
 )

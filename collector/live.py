@@ -1,0 +1,327 @@
+"""The live event hub: decisions and deliveries become server-sent events.
+
+The engine calls `Hub.on_decision` after each decision is durably saved, and the delivery
+worker calls `Hub.on_delivery` after each delivery attempt. Both are synchronous, cheap and
+never raise: they build the masked payload of the change once, give it the next global id,
+append it to a bounded ring buffer and put it, without waiting, in each subscriber's
+bounded queue.
+
+Event types (`data` is one JSON object; every event has an `id:`):
+
+  session.updated     state, fields, gather, notes, call or conversation changed
+                      (and once when a session is created)
+  session.partial     the AI reported partial results of the current gather
+  session.transcript  lines were added or changed: `from` (index) and `lines`
+  session.finalized   the submission was built: status, data (masked), errors
+  delivery.updated    a sink delivery was delivered, retried or declared dead
+
+Ids are integers that only grow, also across restarts (they start from the clock in
+microseconds). A client that reconnects with `Last-Event-ID` gets every buffered event after
+that id (the per-session stream filters them), then the live ones. A subscriber whose queue
+fills up (a slow client) catches up from the ring buffer instead of losing events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+
+from collector.presentation import (
+    Masker,
+    field_views,
+    gather_view,
+    iso,
+    transcript_view,
+)
+from collector.session import events as E
+
+if TYPE_CHECKING:
+    from collector.forms import Form
+    from collector.session.decide import Decision
+    from collector.store.rows import DeliveryRow
+
+log = structlog.get_logger("collector.live")
+
+TYPES = (
+    "session.updated",
+    "session.partial",
+    "session.transcript",
+    "session.finalized",
+    "delivery.updated",
+)
+_UPDATE_CHANGES = frozenset({"state", "fields", "gather", "notes", "call", "conversation"})
+_DELIVERY_STATE = {"delivered": "delivered", "retried": "pending", "dead": "dead"}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """One published event: its id, the session it is about, its type and JSON text."""
+
+    id: int
+    session_id: str
+    type: str
+    data: str
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One client's stream: a bounded queue, an optional session filter, a position."""
+
+    hub: Hub
+    session_id: str | None
+    queue: asyncio.Queue[LiveEvent]
+    last_id: int
+    backlog: list[LiveEvent] = field(default_factory=list)
+    overflowed: bool = False
+    closed: bool = False
+
+    def matches(self, event: LiveEvent) -> bool:
+        return self.session_id is None or event.session_id == self.session_id
+
+    async def events(self) -> AsyncIterator[LiveEvent]:
+        """The backlog, then live events, in id order, without repeats."""
+        while not self.closed:
+            if self.backlog:
+                batch, self.backlog = self.backlog, []
+                for event in batch:
+                    if event.id > self.last_id:
+                        self.last_id = event.id
+                        yield event
+                continue
+            if self.overflowed and self.queue.empty():
+                # the queue filled up and dropped events: read them from the ring buffer
+                self.overflowed = False
+                self.backlog = self.hub.since(self.last_id, self.session_id)
+                continue
+            event = await self.queue.get()
+            if event.id > self.last_id:
+                self.last_id = event.id
+                yield event
+
+
+class Hub:
+    """Fans live events out to subscribers; keeps the last `capacity` for reconnects."""
+
+    def __init__(
+        self,
+        forms: Mapping[str, Form],
+        *,
+        capacity: int = 10_000,
+        queue_size: int = 1_000,
+        max_subscribers: int = 1_000,
+        ping_seconds: float = 15.0,
+        first_id: int | None = None,
+    ) -> None:
+        self.forms = forms
+        self.capacity = capacity
+        self.queue_size = queue_size
+        self.max_subscribers = max_subscribers
+        self.ping_seconds = ping_seconds
+        start = int(time.time() * 1_000_000) if first_id is None else first_id
+        self._ids = itertools.count(start)
+        self.last_id = start - 1
+        self._ring: deque[LiveEvent] = deque(maxlen=capacity)
+        self._subscribers: set[Subscriber] = set()
+        # per live session: the transcript as last shown, and (form, state) for deliveries
+        self._shown: OrderedDict[str, list[int]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[str | None, str]] = OrderedDict()
+        self._memory = 20_000
+        self.published = 0
+
+    # -- subscribers ----------------------------------------------------------------------
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def full(self) -> bool:
+        return len(self._subscribers) >= self.max_subscribers
+
+    def subscribe(self, session_id: str | None = None, after: int | None = None) -> Subscriber:
+        """A new subscriber; with `after` (a Last-Event-ID), the buffered events after it."""
+        sub = Subscriber(
+            hub=self,
+            session_id=session_id,
+            queue=asyncio.Queue(self.queue_size),
+            last_id=after if after is not None else self.last_id,
+        )
+        if after is not None:
+            sub.backlog = self.since(after, session_id)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        sub.closed = True
+        self._subscribers.discard(sub)
+
+    def since(self, after: int, session_id: str | None = None) -> list[LiveEvent]:
+        """Buffered events with an id greater than `after`, optionally of one session."""
+        if not self._ring or after >= self._ring[-1].id:
+            return []
+        skip = max(0, after - self._ring[0].id + 1)
+        return [
+            e
+            for e in itertools.islice(self._ring, skip, None)
+            if e.id > after and (session_id is None or e.session_id == session_id)
+        ]
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def publish(self, type_: str, session_id: str, payload: dict[str, Any]) -> LiveEvent:
+        """Number, buffer and fan out one event. Never blocks."""
+        event_id = next(self._ids)
+        body = {"id": event_id, "type": type_, "session_id": session_id, **payload}
+        event = LiveEvent(event_id, session_id, type_, orjson.dumps(body).decode())
+        self.last_id = event_id
+        self._ring.append(event)
+        self.published += 1
+        for sub in self._subscribers:
+            if not sub.matches(event):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                sub.overflowed = True
+        return event
+
+    def on_decision(self, event: E.Event, decision: Decision) -> None:
+        """runtime.listeners: turn one saved decision into its live events."""
+        try:
+            self._on_decision(event, decision)
+        except Exception:
+            log.exception("live_publish_failed", event=type(event).__name__)
+
+    def on_delivery(self, sink: str, outcome: str, row: DeliveryRow) -> None:
+        """runtime.delivery_listeners: one delivery attempt's outcome."""
+        try:
+            self._on_delivery(sink, outcome, row)
+        except Exception:
+            log.exception("live_publish_failed", sink=sink)
+
+    def _remember(self, store: OrderedDict[str, Any], key: str, value: Any) -> None:
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > self._memory:
+            store.popitem(last=False)
+
+    def _on_decision(self, event: E.Event, decision: Decision) -> None:
+        s = decision.session
+        changes = decision.changes
+        created = isinstance(event, E.CallInitiated) and not changes
+        if not changes and not created:
+            return
+        form = self.forms.get(s.form) if s.form else None
+        masker = Masker.for_session(s, form)
+        base = {
+            "form": s.form,
+            "state": s.state.value,
+            "call_control_id": s.call.call_control_id,
+            "at": iso(s.updated_at),
+        }
+        self._remember(self._known, s.id, (s.form, s.state.value))
+        if created or changes & _UPDATE_CHANGES:
+            payload = {
+                **base,
+                "changes": sorted(changes) if changes else ["created"],
+                "terminal": s.terminal,
+                "attempts": s.attempt,
+                "gather": gather_view(s),
+                "fields": field_views(s, form, masker),
+                "fields_filled": s.filled(),
+                "fields_total": len(form.fields) if form is not None else len(s.fields),
+                "call": {
+                    "from": s.call.from_,
+                    "to": s.call.to,
+                    "direction": s.call.direction,
+                    "alive": s.call_alive,
+                },
+                "started_at": iso(s.started_at),
+            }
+            if "notes" in changes and s.notes:
+                note = s.notes[-1]
+                payload["note"] = {**masker.deep(note), "at": iso(note.get("at"))}
+            self.publish("session.updated", s.id, payload)
+        if "partial" in changes:
+            self.publish(
+                "session.partial",
+                s.id,
+                {**base, "partial": masker.values(s.partial), "gather": gather_view(s)},
+            )
+        if "transcript" in changes:
+            self._publish_transcript(s.id, base, transcript_view(s, masker))
+        if s.terminal and not s.call_alive:
+            self._shown.pop(s.id, None)  # a late line is sent again from the start
+        if decision.submission is not None:
+            sub = decision.submission
+            self.publish(
+                "session.finalized",
+                s.id,
+                {
+                    **base,
+                    "status": sub.get("status"),
+                    "submission_id": sub.get("submission_id"),
+                    "data": masker.values(sub.get("data") or {}),
+                    "errors": masker.deep(list(sub.get("errors") or [])),
+                    "fields_filled": s.filled(),
+                },
+            )
+
+    def _publish_transcript(
+        self, session_id: str, base: dict[str, Any], lines: list[dict[str, Any]]
+    ) -> None:
+        shown = [hash((m["role"], m["content"], m["attempt"])) for m in lines]
+        before = self._shown.get(session_id, [])
+        start = 0
+        for old, new in zip(before, shown, strict=False):
+            if old != new:
+                break
+            start += 1
+        if start == len(shown) == len(before):
+            return
+        self._remember(self._shown, session_id, shown)
+        self.publish(
+            "session.transcript",
+            session_id,
+            {**base, "from": start, "length": len(shown), "lines": lines[start:]},
+        )
+
+    def _on_delivery(self, sink: str, outcome: str, row: DeliveryRow) -> None:
+        submission = row.submission or {}
+        session_id = submission.get("session_id")
+        if not session_id:
+            return
+        form, state = self._known.get(session_id) or (submission.get("form"), None)
+        self.publish(
+            "delivery.updated",
+            str(session_id),
+            {
+                "form": form,
+                "state": state or submission.get("status"),
+                "submission_id": row.submission_id,
+                "sink": sink,
+                "outcome": outcome,
+                "delivery": {
+                    "sink": sink,
+                    "state": _DELIVERY_STATE.get(outcome, outcome),
+                    "attempts": row.attempts + 1,
+                },
+                "at": iso(time.time()),
+            },
+        )
+
+    def close(self) -> None:
+        """End every stream (server shutdown)."""
+        for sub in list(self._subscribers):
+            self.unsubscribe(sub)
+            try:
+                sub.queue.put_nowait(LiveEvent(-1, "", "", ""))
+            except asyncio.QueueFull:
+                pass

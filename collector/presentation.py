@@ -1,0 +1,417 @@
+"""Sessions, submissions, forms and deliveries as JSON views, with sensitive values masked.
+
+Everything a person sees (the admin API, the live streams, the dashboard) is built here,
+so masking happens in one place. A field with `x-collector.sensitive` shows as "•••"
+wherever its value would appear: field values, partial results, the embedded submission's
+data and fields, delivery errors, notes and conversation summaries. Only the sinks get the
+real values.
+
+The transcript needs more care, because speech cannot be matched reliably:
+
+* every line has the verbatim form of each sensitive value (case-insensitive), its spoken
+  form (dates and times in words, digits spaced out) and any run of 4 or more digits that
+  also appears in a sensitive value replaced by "•••";
+* a `user` line that contains any of those is replaced as a whole by "••• (sensitive)";
+* while a live call's current gather asks for a sensitive field whose value has not been
+  heard yet, the user lines of that gather that contain a digit are replaced too (the
+  caller may have said it before the AI reported it as a partial result).
+
+When a session's form is missing (removed since the call), every field is treated as
+sensitive: we cannot tell which ones were.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from collector.session.model import Session, State
+from collector.session.submission import iso
+from collector.session.wording import spoken
+
+if TYPE_CHECKING:
+    from collector.forms import Form
+    from collector.store.rows import CommandRow, DeliveryRow
+
+__all__ = [
+    "MASK",
+    "SENSITIVE_LINE",
+    "Masker",
+    "delivery_view",
+    "field_views",
+    "form_detail",
+    "form_summary",
+    "gather_view",
+    "iso",
+    "session_detail",
+    "session_summary",
+    "submission_view",
+    "transcript_view",
+]
+
+MASK = "•••"
+SENSITIVE_LINE = "••• (sensitive)"
+_DIGIT_GROUP = re.compile(r"\d(?:[ .\-]?\d){3,}")  # 4+ digits, single separators allowed
+_DIGIT = re.compile(r"\d")
+_MIN_FORM_LENGTH = 2  # shorter strings would blank out ordinary words
+
+
+def _scalars(value: Any) -> Iterable[Any]:
+    """The scalar leaves of a value (an object-valued sensitive field has several)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _scalars(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _scalars(item)
+    elif value is not None and not isinstance(value, bool):
+        yield value
+
+
+@dataclass(frozen=True, slots=True)
+class Masker:
+    """How to mask one session's values and text."""
+
+    fields: frozenset[str] = frozenset()
+    pattern: re.Pattern[str] | None = None  # verbatim and spoken forms of the values
+    digits: tuple[str, ...] = ()  # the digits of each value with 4 or more of them
+    pending_attempt: int | None = None  # a live gather still waits for a sensitive value
+
+    @classmethod
+    def for_session(cls, session: Session, form: Form | None) -> Masker:
+        """The masker of a session: its form's sensitive fields and their known values."""
+        if form is not None:
+            names = frozenset(form.sensitive_fields)
+            schemas = {n: spec.schema for n, spec in form.fields.items()}
+        elif session.form is not None:
+            names = frozenset(session.fields) | frozenset(session.partial)
+            schemas = {}
+        else:
+            names = frozenset()
+            schemas = {}
+        if not names:
+            return cls()
+        values: list[tuple[str, Any]] = []
+        for name in names:
+            state = session.fields.get(name)
+            if state is not None and state.has_value:
+                values.append((name, state.value))
+            if name in session.partial:
+                values.append((name, session.partial[name]))
+        pending: int | None = None
+        gather = session.gather
+        if gather is not None and gather.kind == "ai" and not session.terminal:
+            if any(n in names and n not in session.partial for n in gather.fields):
+                pending = gather.attempt
+        return cls.build(names, values, schemas, pending)
+
+    @classmethod
+    def build(
+        cls,
+        fields: Iterable[str],
+        values: Iterable[tuple[str, Any]],
+        schemas: Mapping[str, Mapping[str, Any]] | None = None,
+        pending_attempt: int | None = None,
+    ) -> Masker:
+        """A masker for these sensitive fields, whose values are these (name, value)."""
+        forms: set[str] = set()
+        digits: set[str] = set()
+        for name, value in values:
+            schema = dict((schemas or {}).get(name) or {})
+            for leaf in _scalars(value):
+                text = str(leaf).strip()
+                candidates = {text, spoken(leaf, schema).strip()}
+                only_digits = "".join(ch for ch in text if ch.isdigit())
+                if len(only_digits) >= 4:
+                    digits.add(only_digits)
+                    candidates.add(" ".join(only_digits))
+                forms.update(c.lower() for c in candidates if len(c) >= _MIN_FORM_LENGTH)
+        pattern = None
+        if forms:
+            ordered = sorted(forms, key=lambda f: (-len(f), f))
+            pattern = re.compile("|".join(re.escape(f) for f in ordered), re.IGNORECASE)
+        return cls(
+            fields=frozenset(fields),
+            pattern=pattern,
+            digits=tuple(sorted(digits)),
+            pending_attempt=pending_attempt,
+        )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.fields)
+
+    # -- values -------------------------------------------------------------------------
+
+    def value(self, name: str, value: Any) -> Any:
+        """A field's value as shown."""
+        return MASK if name in self.fields else value
+
+    def values(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A field -> value mapping as shown."""
+        return {k: self.value(k, v) for k, v in data.items()}
+
+    # -- text ---------------------------------------------------------------------------
+
+    def _digit_hit(self, group: str) -> bool:
+        run = "".join(ch for ch in group if ch.isdigit())
+        return any(run in d or d in run for d in self.digits)
+
+    def text(self, text: str) -> str:
+        """Free text with every sensitive value (and digit runs of one) replaced by •••."""
+        if not self.active or not text:
+            return text
+        if self.pattern is not None:
+            text = self.pattern.sub(MASK, text)
+        if self.digits:
+            text = _DIGIT_GROUP.sub(
+                lambda m: MASK if self._digit_hit(m.group(0)) else m.group(0), text
+            )
+        return text
+
+    def line(self, role: str, content: str, attempt: int = 0) -> str:
+        """One transcript line as shown (see the module docstring for the rules)."""
+        if not self.active:
+            return content
+        masked = self.text(content)
+        if role != "user":
+            return masked
+        if masked != content:
+            return SENSITIVE_LINE
+        if self.pending_attempt is not None and attempt == self.pending_attempt:
+            if _DIGIT.search(content):
+                return SENSITIVE_LINE
+        return content
+
+    def deep(self, value: Any) -> Any:
+        """Mask every string inside a JSON-like value."""
+        if not self.active:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {k: self.deep(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.deep(v) for v in value]
+        return value
+
+
+# -- forms ---------------------------------------------------------------------------------
+
+
+def form_summary(form: Form) -> dict[str, Any]:
+    return {
+        "id": form.id,
+        "title": form.title,
+        "description": form.description,
+        "version": form.version,
+        "fields": list(form.fields),
+        "required": list(form.required),
+        "sensitive_fields": sorted(form.sensitive_fields),
+    }
+
+
+def form_detail(form: Form) -> dict[str, Any]:
+    """A form with its exact gather_using_ai parameters and what each field allows."""
+    fields = {}
+    for name, spec in form.fields.items():
+        fields[name] = {
+            "title": spec.title,
+            "description": spec.description,
+            "required": spec.required,
+            "sensitive": bool(spec.options.sensitive),
+            "max_attempts": spec.attempts_allowed(form),
+            "keypad": spec.options.dtmf is not None,
+        }
+    return {
+        **form_summary(form),
+        "parameters": form.parameters,
+        "gather_options": form.gather_options(),
+        "max_attempts": form.options.max_attempts,
+        "confirm": form.options.confirm is not None,
+        "sinks": list(form.options.sinks) if form.options.sinks else None,
+        "field_options": fields,
+    }
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+def _call(session: Session, full: bool = False) -> dict[str, Any]:
+    call = session.call
+    out: dict[str, Any] = {
+        "call_control_id": call.call_control_id,
+        "from": call.from_,
+        "to": call.to,
+        "direction": call.direction,
+    }
+    if full:
+        out.update(
+            call_session_id=call.call_session_id,
+            call_leg_id=call.call_leg_id,
+            alive=session.call_alive,
+            hangup_cause=session.hangup_cause,
+        )
+    return out
+
+
+def _field_names(session: Session, form: Form | None) -> list[str]:
+    if form is not None:
+        return list(form.fields)
+    return list(dict.fromkeys([*session.fields, *session.partial]))
+
+
+def session_summary(session: Session, form: Form | None) -> dict[str, Any]:
+    """One item of GET /api/sessions."""
+    return {
+        "id": session.id,
+        "form": session.form,
+        "form_version": session.form_version,
+        "state": session.state.value,
+        "terminal": session.terminal,
+        "status": session.outcome,
+        "call": _call(session),
+        "started_at": iso(session.started_at),
+        "updated_at": iso(session.updated_at),
+        "ended_at": iso(session.ended_at),
+        "attempts": session.attempt,
+        "fields_filled": session.filled(),
+        "fields_total": len(_field_names(session, form)),
+    }
+
+
+def gather_view(session: Session) -> dict[str, Any] | None:
+    g = session.gather
+    if g is None:
+        return None
+    return {"kind": g.kind, "attempt": g.attempt, "fields": list(g.fields)}
+
+
+def field_views(session: Session, form: Form | None, masker: Masker) -> dict[str, Any]:
+    """Every field of the form: its value (masked), where it came from, what was wrong."""
+    out: dict[str, Any] = {}
+    asking = set(session.gather.fields) if session.gather is not None else set()
+    for name in _field_names(session, form):
+        spec = form.fields.get(name) if form is not None else None
+        state = session.fields.get(name)
+        view: dict[str, Any] = {
+            "title": (spec.title if spec is not None else None) or name,
+            "required": spec.required if spec is not None else False,
+            "sensitive": name in masker.fields,
+            "max_attempts": spec.attempts_allowed(form) if spec is not None else None,
+            "asking": name in asking,
+        }
+        if state is not None:
+            view.update(
+                valid=state.valid,
+                source=state.source,
+                attempts=state.attempts,
+                problems=list(state.problems),
+                errors=list(state.errors),
+            )
+            if state.has_value:
+                view["value"] = masker.value(name, state.value)
+        else:
+            view.update(valid=False, source=None, attempts=0, problems=[], errors=[])
+        if name in session.partial:
+            view["partial"] = masker.value(name, session.partial[name])
+        if view["valid"]:
+            view["status"] = "valid"
+        elif "partial" in view:
+            view["status"] = "hearing"
+        elif view["problems"]:
+            view["status"] = "invalid"
+        elif name in asking:
+            view["status"] = "asking"
+        else:
+            view["status"] = "waiting" if not session.terminal else "missing"
+        out[name] = view
+    return out
+
+
+def transcript_view(session: Session, masker: Masker) -> list[dict[str, Any]]:
+    return [
+        {"role": m.role, "content": masker.line(m.role, m.content, m.attempt), "attempt": m.attempt}
+        for m in session.transcript
+    ]
+
+
+def submission_view(submission: Mapping[str, Any], masker: Masker) -> dict[str, Any]:
+    """The submission as the sinks got it, with sensitive values masked."""
+    out = dict(submission)
+    out["data"] = masker.values(submission.get("data") or {})
+    fields = {}
+    for name, entry in (submission.get("fields") or {}).items():
+        entry = dict(entry)
+        if "value" in entry:
+            entry["value"] = masker.value(name, entry["value"])
+        fields[name] = entry
+    out["fields"] = fields
+    out["errors"] = masker.deep(list(submission.get("errors") or []))
+    out["transcript"] = [
+        {**m, "content": masker.line(str(m.get("role", "")), str(m.get("content", "")))}
+        for m in submission.get("transcript") or []
+        if isinstance(m, Mapping)
+    ]
+    return out
+
+
+def delivery_view(row: DeliveryRow, masker: Masker) -> dict[str, Any]:
+    return {
+        "sink": row.sink,
+        "state": row.state,
+        "attempts": row.attempts,
+        "last_error": masker.text(row.last_error) if row.last_error else None,
+        "delivered_at": iso(row.delivered_at),
+        "next_attempt_at": iso(row.next_at) if row.state == "pending" else None,
+        "replay": row.replay,
+    }
+
+
+def command_view(row: CommandRow, masker: Masker) -> dict[str, Any]:
+    """A Telnyx command's fate (its body is left out: re-asks carry the transcript)."""
+    return {
+        "seq": row.seq,
+        "action": row.action,
+        "state": row.state,
+        "attempts": row.attempts,
+        "decided_at": iso(row.decided_at),
+        "last_error": masker.text(row.last_error) if row.last_error else None,
+    }
+
+
+def session_detail(
+    session: Session,
+    form: Form | None,
+    *,
+    submission: Mapping[str, Any] | None = None,
+    deliveries: Iterable[DeliveryRow] = (),
+    commands: Iterable[CommandRow] = (),
+) -> dict[str, Any]:
+    """GET /api/sessions/{id}: everything known about one call, masked."""
+    masker = Masker.for_session(session, form)
+    return {
+        **session_summary(session, form),
+        "form_title": form.title if form is not None else None,
+        "call": _call(session, full=True),
+        "gather": gather_view(session),
+        "partial": masker.values(session.partial),
+        "fields": field_views(session, form, masker),
+        "errors": masker.deep([dict(e) for e in session.errors]),
+        "transcript": transcript_view(session, masker),
+        "notes": [{**masker.deep(n), "at": iso(n.get("at"))} for n in session.notes],
+        "conversation": [
+            {**masker.deep(c), "at": iso(c.get("at"))} for c in session.conversation
+        ],
+        "deadline": {"kind": session.deadline_kind, "at": iso(session.deadline)}
+        if session.deadline is not None
+        else None,
+        "submission": submission_view(submission, masker) if submission is not None else None,
+        "deliveries": [delivery_view(d, masker) for d in deliveries],
+        "commands": [command_view(c, masker) for c in commands],
+    }
+
+
+STATES = tuple(s.value for s in State)

@@ -1,0 +1,144 @@
+"""The README's commands, run as a new user runs them: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COLLECTOR = [sys.executable, "-m", "collector.cli"]
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    return subprocess.run(COLLECTOR + args, cwd=cwd, env={**base, **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(name="workdir")
+def _workdir(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    return tmp_path
+
+
+def test_forms_check_passes_on_the_example_forms(workdir: Path) -> None:
+    """`collector forms check` is clean on the shipped forms."""
+    r = run(["forms", "check"], workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "intake" in r.stdout and "claim" in r.stdout and "appointment" in r.stdout
+
+
+def test_forms_check_lists_every_problem_and_exits_1(workdir: Path) -> None:
+    """Broken forms give one `file: /pointer: message` line each and exit 1."""
+    (workdir / "schemas" / "broken.json").write_text('{"type": "object", "properties": {}, "required": []}')
+    (workdir / "schemas" / "typo.json").write_text(
+        '{"type": "object", "x-collector": {"greting": "hi"}, "properties": {"a": {"type": "string"}}, "required": ["a"]}'
+    )
+    r = run(["forms", "check"], workdir)
+    assert r.returncode == 1
+    lines = r.stdout.strip().splitlines()
+    assert any(line.startswith("schemas/broken.json: /required: ") for line in lines)
+    assert any(line.startswith("schemas/typo.json: /x-collector") and "did you mean 'greeting'" in line for line in lines)
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_forms_show_prints_the_inlined_gather_body(workdir: Path) -> None:
+    """`collector forms show intake` prints parameters without $ref and the gather options."""
+    r = run(["forms", "show", "intake"], workdir)
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert "$ref" not in r.stdout and "x-collector" not in r.stdout and "$defs" not in r.stdout
+    assert body["parameters"]["required"]
+    assert body["send_partial_results"] is True
+    assert "client_state" not in body and "command_id" not in body
+
+
+def test_simulate_prints_a_completed_submission_and_writes_one_jsonl_line(workdir: Path) -> None:
+    """`collector simulate intake` exits 0 with the submission; results.jsonl has one line."""
+    r = run(["simulate", "intake"], workdir)
+    assert r.returncode == 0, r.stderr
+    sub = json.loads(r.stdout)
+    assert sub["status"] == "completed" and sub["form"] == "intake"
+    lines = (workdir / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["submission_id"] == sub["submission_id"]
+
+
+def test_simulate_with_a_hangup_exits_2(workdir: Path) -> None:
+    """A caller who hangs up mid-gather gives an abandoned submission and exit code 2."""
+    answers = workdir / "answers.json"
+    answers.write_text(json.dumps({"hangup_after": 1}))
+    r = run(["simulate", "intake", "--answers", str(answers)], workdir)
+    assert r.returncode == 2, r.stderr
+    assert json.loads(r.stdout)["status"] == "abandoned"
+
+
+def test_simulate_unknown_form_exits_1(workdir: Path) -> None:
+    """An unknown form is an error, with the known forms named."""
+    r = run(["simulate", "nope"], workdir)
+    assert r.returncode == 1
+    assert "no form 'nope'" in r.stderr
+
+
+def test_live_mode_without_public_key_refuses_to_start(workdir: Path) -> None:
+    """TELNYX_API_KEY without TELNYX_PUBLIC_KEY: one line naming the variable, exit 1."""
+    r = run(["serve", "--port", "0"], workdir, env={"TELNYX_API_KEY": "KEY_test"})
+    assert r.returncode == 1
+    assert "TELNYX_PUBLIC_KEY" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_broken_form_and_bad_sink_refuse_start_with_every_problem(workdir: Path) -> None:
+    """Start-up lists all problems (forms and sinks), one line each, and exits 1."""
+    (workdir / "schemas" / "broken.json").write_text("{not json")
+    (workdir / "collector.toml").write_text('[[sinks]]\ntype = "carrier-pigeon"\n')
+    r = run(["serve", "--port", "0"], workdir)
+    assert r.returncode == 1
+    assert "schemas/broken.json: /: " in r.stderr
+    assert "sink 'carrier-pigeon': unknown sink type" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(workdir: Path) -> None:
+    """`collector serve` serves /healthz; SIGTERM finishes and exits 0."""
+    port = _free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    proc = subprocess.Popen(COLLECTOR + ["serve", "--port", str(port)], cwd=workdir,
+                            env={**base, "PORT": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(proc.communicate()[1]) from None
+                time.sleep(0.1)
+        assert r.status_code == 200
+        assert r.json() == {"status": "ok", "store": "writable", "mode": "sandbox"}
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        first = err.splitlines()[0]
+        assert "sandbox" in first and "TELNYX_API_KEY is not set" in first
+        assert "stopped" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
