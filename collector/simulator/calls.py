@@ -136,6 +136,7 @@ class SimCall:
     tail: asyncio.Task[None] | None = None  # the last activity queued
     current: asyncio.Task[None] | None = None  # the activity running now
     current_kind: str | None = None  # "ai", "keypad", "speak", "assistant", ...
+    ended_monotonic: float | None = None
 
     @classmethod
     def new(

@@ -72,6 +72,8 @@ class _Refusal(Exception):
 class FakeTelnyx:
     """The simulated calls and the fake Call Control API that drives them."""
 
+    retain_seconds = 600.0  # how long an ended call stays in `calls` (and retrievable)
+
     def __init__(
         self,
         webhook_url: str | Callable[[], str],
@@ -172,6 +174,7 @@ class FakeTelnyx:
         return await self._at_home(self._place_call(to, from_, parsed, connection_id))
 
     async def _place_call(self, to: str, from_: str, script: CallScript, connection_id: str) -> str:
+        self._forget_old()
         return self.network.ring_inbound(to, from_, script, connection_id).call_control_id
 
     async def hangup_call(
@@ -241,7 +244,8 @@ class FakeTelnyx:
         if self._http is not None:
             return self._http
         if self._own_http is None:
-            self._own_http = httpx.AsyncClient()
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+            self._own_http = httpx.AsyncClient(limits=limits)
         return self._own_http
 
     async def _idle(self, settle: float) -> None:
@@ -309,6 +313,19 @@ class FakeTelnyx:
                 return None, self._error(422, "10015", "Bad Request", detail, pointer)
         return body, None
 
+    def _forget_old(self) -> None:
+        """Drop calls ended over `retain_seconds` ago (Telnyx keeps them 10 minutes) and
+        command_ids past the dedupe window, so a long-running sandbox does not grow."""
+        now = time.monotonic()
+        for ccid in [
+            c.call_control_id
+            for c in self.calls.values()
+            if c.ended_monotonic is not None and now - c.ended_monotonic > self.retain_seconds
+        ]:
+            del self.calls[ccid]
+        if len(self._seen) > 1000:
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < DEDUPE_SECONDS}
+
     def _duplicate(self, key: tuple[str, str]) -> dict[str, Any] | None:
         seen = self._seen.get(key)
         if seen is not None and time.monotonic() - seen[0] < DEDUPE_SECONDS:
@@ -316,6 +333,7 @@ class FakeTelnyx:
         return None
 
     async def _dial(self, request: Request) -> JSONResponse:
+        self._forget_old()
         body, error = await self._read(request, None, "dial")
         if body is None:
             assert error is not None
@@ -338,7 +356,8 @@ class FakeTelnyx:
             connection_id=str(body.get("connection_id", DEFAULT_CONNECTION_ID)),
             client_state=body.get("client_state"),
         )
-        call.webhook_url = body.get("webhook_url")
+        url = body.get("webhook_url")
+        call.webhook_url = url if isinstance(url, str) and url else None
         self.calls[call.call_control_id] = call
         self.requests.append(
             RecordedCommand(call.call_control_id, "dial", body, command_id, time.time())

@@ -23,6 +23,7 @@ Where Telnyx leaves the behaviour open, the simulator picks one and sticks to it
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
@@ -47,6 +48,31 @@ __all__ = ["Effect", "Network"]
 
 Effect = Callable[[], Coroutine[Any, Any, None]]
 _KEYPAD_ACTIONS = frozenset({"gather", "gather_using_speak", "gather_using_audio"})
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _str(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _messages(value: Any) -> list[dict[str, str]]:
+    """The user/assistant text messages of a `message_history` / `messages` list."""
+    if not isinstance(value, list):
+        return []
+    return [
+        {"role": m["role"], "content": m["content"]}
+        for m in value
+        if isinstance(m, Mapping)
+        and m.get("role") in ("user", "assistant")
+        and isinstance(m.get("content"), str)
+    ]
 
 
 def _media(kind: str) -> Callable[[Effect], Effect]:
@@ -156,6 +182,7 @@ class Network:
             return
         call.alive = False
         call.end_time = iso_now()
+        call.ended_monotonic = time.monotonic()
         me = asyncio.current_task()
         for task in list(call.tasks):
             if task is not me:
@@ -250,7 +277,7 @@ class Network:
             if call.answered or call.direction == "outgoing":
                 return None, True  # nothing to answer
             call.answered = True
-            if body.get("webhook_url"):
+            if _str(body.get("webhook_url"), ""):
                 call.webhook_url = body["webhook_url"]
             return self._answer(call, cs), True
         if action == "hangup":
@@ -285,10 +312,9 @@ class Network:
 
             return stop, False
         if action == "ai_assistant_add_messages" and call.assistant is not None:
-            for m in body.get("messages") or ():
-                if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str):
-                    call.assistant.history.append({"role": m["role"], "content": m["content"]})
-                    call.assistant.stamps.append(iso_now("milliseconds"))
+            for m in _messages(body.get("messages")):
+                call.assistant.history.append(m)
+                call.assistant.stamps.append(iso_now("milliseconds"))
         return None, True  # client_state_update, ai_assistant_add_messages: no webhooks
 
     def _answer(self, call: SimCall, cs: str | None) -> Effect:
@@ -317,10 +343,10 @@ class Network:
     def _keypad(
         self, call: SimCall, action: str, body: dict[str, Any], cs: str | None, entry: str | None
     ) -> Effect:
-        terminator = body.get("terminating_digit", "#")
-        valid = body.get("valid_digits", "0123456789#*")
-        low = body.get("minimum_digits", 1)
-        high = body.get("maximum_digits", 128)
+        terminator = _str(body.get("terminating_digit"), "#")
+        valid = _str(body.get("valid_digits"), "0123456789#*")
+        low = _int(body.get("minimum_digits"), 1)
+        high = _int(body.get("maximum_digits"), 128)
 
         @_media("keypad")
         async def gather() -> None:
@@ -378,16 +404,15 @@ class Network:
     def _ai_gather(
         self, call: SimCall, body: dict[str, Any], cs: str | None, conversation_id: str
     ) -> Effect:
-        parameters = body["parameters"]
-        plan = call.caller.plan_ai_gather(parameters, body.get("greeting"))
-        history = [
-            {"role": m.get("role", "user"), "content": m.get("content", "")}
-            for m in body.get("message_history") or ()
-        ]
-        history_updates = bool(body.get("send_message_history_updates"))
-        partials = bool(body.get("send_partial_results"))
-        assistant = body.get("assistant") or {}
-        transcription = body.get("transcription") or {}
+        greeting = body.get("greeting")
+        plan = call.caller.plan_ai_gather(
+            _dict(body.get("parameters")), greeting if isinstance(greeting, str) else None
+        )
+        history = _messages(body.get("message_history"))
+        history_updates = body.get("send_message_history_updates") is True
+        partials = body.get("send_partial_results") is True
+        assistant = _dict(body.get("assistant"))
+        transcription = _dict(body.get("transcription"))
 
         @_media("ai")
         async def gather() -> None:
@@ -397,9 +422,9 @@ class Network:
                 history=list(history),
                 required=plan.required,
                 stamps=[iso_now("milliseconds")] * len(history),
-                llm_model=assistant.get("model") or DEFAULT_LLM,
-                stt_model=transcription.get("model") or DEFAULT_STT,
-                voice=body.get("voice") or DEFAULT_VOICE,
+                llm_model=_str(assistant.get("model"), DEFAULT_LLM),
+                stt_model=_str(transcription.get("model"), DEFAULT_STT),
+                voice=_str(body.get("voice"), DEFAULT_VOICE),
             )
             call.ai = state
             await self.pause(call)
@@ -443,12 +468,11 @@ class Network:
     def _assistant(
         self, call: SimCall, body: dict[str, Any], cs: str | None, state: AiGatherState
     ) -> Effect:
-        for m in body.get("message_history") or ():
-            if isinstance(m.get("content"), str) and m.get("role") in ("user", "assistant"):
-                state.history.append({"role": m["role"], "content": m["content"]})
-                state.stamps.append(iso_now("milliseconds"))
-        greeting = body.get("greeting") or "How else can I help you today?"
-        history_updates = bool(body.get("send_message_history_updates"))
+        for m in _messages(body.get("message_history")):
+            state.history.append(m)
+            state.stamps.append(iso_now("milliseconds"))
+        greeting = _str(body.get("greeting"), "") or "How else can I help you today?"
+        history_updates = body.get("send_message_history_updates") is True
 
         @_media("assistant")
         async def converse() -> None:

@@ -137,7 +137,12 @@ class WebhookSender:
                     self.on_first_send(call_control_id, envelope)
                 body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
                 response = await self._http().post(
-                    url, content=body, headers=sign(body, self.signing_key), timeout=self.timeout
+                    url,
+                    content=body,
+                    headers=sign(body, self.signing_key),
+                    # the receiver has `timeout` to answer; waiting for a free connection
+                    # of our own pool is not its fault
+                    timeout=httpx.Timeout(self.timeout, pool=60.0),
                 )
                 status = response.status_code
             except Exception as exc:

@@ -24,6 +24,7 @@ from collector.sinks.sqlite import stored_submission, text_or_none
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 10.0
+STATEMENT_TIMEOUT_SECONDS = 30.0  # a hung database is a retryable failure, not a stuck worker
 # What a database that is down, unreachable or refusing us raises.
 UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 CREATED_MEANWHILE = (
@@ -166,7 +167,8 @@ class PostgresSink:
             raise DeliveryError(f"submission cannot be stored: {exc}", retryable=False) from exc
         pool = await self._ready_pool()
         try:
-            await pool.execute(self._upsert, *args)
+            async with pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn:
+                await conn.execute(self._upsert, *args, timeout=STATEMENT_TIMEOUT_SECONDS)
         except asyncpg.UndefinedTableError as exc:
             # The table went away under us: open afresh (and re-create it) on the next try.
             await self._reset(pool)

@@ -143,11 +143,13 @@ async def _serving(app: Any) -> AsyncIterator[int]:
 
 
 @contextlib.asynccontextmanager
-async def harness(pace: float = 0.005, mount: bool = False) -> AsyncIterator[Harness]:
+async def harness(
+    pace: float = 0.005, mount: bool = False, strict: bool = True
+) -> AsyncIterator[Harness]:
     receiver = Receiver()
     receiver_app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
     async with _serving(receiver_app) as receiver_port:
-        fake = FakeTelnyx(f"http://127.0.0.1:{receiver_port}/hook", pace=pace)
+        fake = FakeTelnyx(f"http://127.0.0.1:{receiver_port}/hook", pace=pace, strict=strict)
         receiver.public_key = fake.public_key_b64
         app: Any = fake.asgi_app()
         prefix = "/v2"
@@ -432,6 +434,19 @@ def test_invalid_body_is_refused_and_recorded() -> None:
         assert "call.speak.started" not in h.receiver.types(ccid)
 
     run(test)
+
+
+def test_lenient_fake_records_bad_bodies_but_acts() -> None:
+    """With strict=False a bad body is recorded in `rejected` and still acted on."""
+
+    async def test(h: Harness) -> None:
+        ccid = await h.answered_call()
+        await h.client.calls.actions.speak(ccid, payload="Hi", voice=VOICE, extra_body={"x": 1})
+        await h.fake.idle()
+        assert [r.problems for r in h.fake.rejected] == [["/x: unknown key"]]
+        assert h.receiver.types(ccid)[-2:] == ["call.speak.started", "call.speak.ended"]
+
+    run(test, strict=False)
 
 
 def test_unknown_action_is_404() -> None:
