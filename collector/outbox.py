@@ -63,6 +63,8 @@ class CommandOutbox:
         feed: Feed,
         *,
         max_in_flight: int = 64,
+        confirm_within: float = CONFIRM_WITHIN_SECONDS,
+        give_up_after: float = GIVE_UP_AFTER_SECONDS,
         clock: Callable[[], float] = time.time,
         on_result: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -70,6 +72,8 @@ class CommandOutbox:
         self.control = control
         self.feed = feed
         self.clock = clock
+        self.confirm_within = confirm_within
+        self.give_up_after = give_up_after
         self.on_result = on_result or (lambda action, outcome: None)
         self._queues: dict[str, deque[Outgoing]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -110,7 +114,7 @@ class CommandOutbox:
         cmd = out.command
         while True:
             now = self.clock()
-            if now - out.window_start > CONFIRM_WITHIN_SECONDS:
+            if now - out.window_start > self.confirm_within:
                 if not await self._still_worth_sending(out):
                     return
             out.attempts += 1
@@ -148,7 +152,7 @@ class CommandOutbox:
                 return
             except CommandTransient as exc:
                 self.on_result(cmd.action, "retry")
-                if self.clock() - cmd.decided_at > GIVE_UP_AFTER_SECONDS:
+                if self.clock() - cmd.decided_at > self.give_up_after:
                     await self._finish(out, "failed", str(exc))
                     await self._feed(
                         E.CommandFailed(
@@ -161,7 +165,8 @@ class CommandOutbox:
                         )
                     )
                     return
-                delay = min(30.0, 0.5 * 2 ** min(out.attempts, 6)) * random.uniform(0.5, 1.0)
+                delay = min(30.0, 0.5 * 2 ** min(out.attempts, 6), self.confirm_within / 4)
+                delay *= random.uniform(0.5, 1.0)
                 log.info(
                     "command_retry",
                     call_control_id=out.call_control_id,

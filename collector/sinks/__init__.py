@@ -120,7 +120,8 @@ def build_sinks(
         name = cfg.sink_name
         factory = factory_for(cfg.type)
         if factory is None:
-            known = sorted(set(BUILTIN_SINKS) | set(_REGISTERED))
+            plugins = {ep.name for ep in importlib.metadata.entry_points(group="collector.sinks")}
+            known = sorted(set(BUILTIN_SINKS) | set(_REGISTERED) | plugins)
             problems.append(
                 f"{source}: /sinks/{i}/type: sink {name!r}: unknown sink type {cfg.type!r}"
                 f" (known: {', '.join(known)})"

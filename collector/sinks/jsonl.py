@@ -1,8 +1,8 @@
 """The JSONL sink: one line per submission, appended, flushed and fsynced.
 
 Crash-safe: at start it reads the ids already in the file, and a replayed delivery of a
-submission that is already there writes nothing. A torn last line (a crash mid-write) is
-completed with a newline so the next line starts clean.
+submission that is already there writes nothing. A torn last line (a crash mid-write, never
+acknowledged, so it will be delivered again) is cut off so the file stays valid JSONL.
 """
 
 from __future__ import annotations
@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+
+def _record(line: bytes) -> str | None:
+    """The submission_id of a complete JSONL record, else None."""
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("submission_id"), str):
+        return doc["submission_id"]
+    return None
 
 
 class JsonlSink:
@@ -27,18 +38,21 @@ class JsonlSink:
         written: set[str] = set()
         if not self.path.exists():
             return written
-        with self.path.open("rb") as f:
-            data = f.read()
+        data = self.path.read_bytes()
         for line in data.splitlines():
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(doc, dict) and isinstance(doc.get("submission_id"), str):
-                written.add(doc["submission_id"])
+            doc = _record(line)
+            if doc is not None:
+                written.add(doc)
         if data and not data.endswith(b"\n"):
-            with self.path.open("ab") as f:
-                f.write(b"\n")
+            tail = data[data.rfind(b"\n") + 1 :]
+            with self.path.open("r+b") as f:
+                if _record(tail) is not None:
+                    f.seek(0, os.SEEK_END)
+                    f.write(b"\n")  # a whole record that only lost its newline
+                else:
+                    f.truncate(len(data) - len(tail))  # a torn write: cut it off
+                f.flush()
+                os.fsync(f.fileno())
         return written
 
     def _append(self, line: bytes) -> None:

@@ -29,7 +29,7 @@ class TestJsonlContract(SinkContract):
 
 @pytest.mark.anyio
 async def test_torn_last_line_and_existing_id_give_no_duplicate(tmp_path: Path) -> None:
-    """After a torn last line, a redelivered id writes nothing and the next line starts clean."""
+    """A torn last line is cut off; a redelivered id writes nothing; the file stays valid."""
     path = tmp_path / "results.jsonl"
     done = make_submission("already-there")
     torn = make_submission("torn-by-crash")
@@ -42,9 +42,7 @@ async def test_torn_last_line_and_existing_id_give_no_duplicate(tmp_path: Path) 
 
     data = path.read_bytes()
     assert data.endswith(b"\n")
-    lines = data.splitlines()
-    assert lines[1] == orjson.dumps(torn)[:40]  # the torn fragment stays on a line of its own
-    parsed = [orjson.loads(line) for i, line in enumerate(lines) if i != 1]
+    parsed = [orjson.loads(line) for line in data.splitlines()]  # every line is valid JSON
     assert [p["submission_id"] for p in parsed] == [
         "already-there",
         "torn-by-crash",

@@ -1,0 +1,8 @@
+"""The built-in Telnyx simulator: a fake Call Control API and a scripted caller.
+
+* `fake_telnyx.FakeTelnyx`: the fake API (ASGI app), the simulated calls, what was sent.
+* `network`: what Telnyx does after each command (webhooks, paced, per call in order).
+* `webhooks`: signed delivery with Telnyx's redelivery; `signing`: Ed25519 as Telnyx signs.
+* `script.CallScript`: the `--answers FILE` format; `caller.ScriptedCaller`: the person.
+* `calls`: the records (`SimCall`, `RecordedCommand`, `RejectedCommand`, `Delivery`).
+"""
