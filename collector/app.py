@@ -22,7 +22,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from collector.api import api_routes, install_error_handlers
+from collector.auth import Auth
+from collector.dashboard import dashboard_routes
 from collector.errors import InboundError, PayloadTooLarge
+from collector.live import Hub
 from collector.runtime import Runtime
 from collector.telephony.webhooks import MAX_BODY_BYTES, Unhandled, parse, verify
 
@@ -98,10 +102,18 @@ def create_app(runtime: Runtime) -> Starlette:
         payload = await runtime.metrics.render(runtime.store)
         return Response(payload, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # admin API, live streams and dashboard: behind the admin token (the webhook stays open)
+    auth = Auth.for_runtime(runtime)
+    hub = Hub(runtime.forms)
+    runtime.listeners.append(hub.on_decision)
+    runtime.delivery_listeners.append(hub.on_delivery)
+
     routes = [
         Route("/webhooks/telnyx", telnyx_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *api_routes(runtime, hub, auth),
+        *dashboard_routes(runtime, auth),
     ]
     if runtime.sandbox is not None:
         routes.append(Mount("/_sandbox/telnyx", app=runtime.sandbox.asgi_app()))
@@ -115,5 +127,8 @@ def create_app(runtime: Runtime) -> Starlette:
             await runtime.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    install_error_handlers(app)
     app.state.runtime = runtime
+    app.state.auth = auth
+    app.state.hub = hub
     return app

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collector.runtime import Runtime
     from collector.session.model import Session
 
-__all__ = ["ApiError", "api_routes", "openapi_document"]
+__all__ = ["ApiError", "api_routes", "install_error_handlers", "openapi_document"]
 
 log = structlog.get_logger("collector.api")
 
@@ -338,3 +338,55 @@ def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
         Mount("/api", app=auth.protect_api(router)),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "unprocessable",
+}
+
+
+def _is_api(request: Request) -> bool:
+    path = request.url.path
+    return path == "/api" or path.startswith("/api/")
+
+
+def install_error_handlers(app: Any) -> None:
+    """Errors under /api answer {"error": {"code", "message"}}, never an HTML traceback."""
+    from starlette.exceptions import HTTPException
+    from starlette.responses import PlainTextResponse
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if not _is_api(request):
+            if exc.status_code in (204, 304):
+                return Response(status_code=exc.status_code, headers=exc.headers)
+            return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        code = _CODES.get(exc.status_code, "error")
+        message = {
+            404: "no such API route (see /openapi.json)",
+            405: f"method {request.method} is not allowed here",
+        }.get(exc.status_code, str(exc.detail))
+        response = json_response(error_body(code, message), exc.status_code)
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("request_failed", path=request.url.path, error=type(exc).__name__)
+        if _is_api(request):
+            return json_response(
+                error_body("internal_error", "the server failed to answer; see its log"), 500
+            )
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)

@@ -1,0 +1,178 @@
+"""Start, watch and stop the processes under test, each pinned to its core.
+
+Servers under test run on core 0 (`taskset -c 0`); the fake Telnyx, wrk and the Python
+sender run on core 1. Each server gets a fresh temporary folder (database, JSONL, log).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.events import FORM
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMS = Path(__file__).resolve().parent / "forms"
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+@dataclass
+class Process:
+    """A child process with a log file and a health URL."""
+
+    name: str
+    argv: list[str]
+    port: int
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    core: str = SERVER_CORE
+    health: str = "/healthz"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout: float = 30.0) -> Process:
+        env = {**os.environ, **self.env}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", self.core, *self.argv],
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start-up; see {self.log}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.url + self.health, timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become healthy in {timeout:.0f} s; see {self.log}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM of the process, or of its largest child (a gunicorn worker)."""
+        assert self.proc is not None
+        pids = [self.proc.pid, *_children(self.proc.pid)]
+        return max(_status_kb(p, "VmHWM") for p in pids) / 1024
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        pids = [self.proc.pid, *_children(self.proc.pid)]
+        return max(_status_kb(p, "VmRSS") for p in pids) / 1024
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> Process:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def fake_api(workdir: Path) -> Process:
+    port = free_port()
+    return Process("fake_api", [sys.executable, "-m", "bench.fake_api", str(port)], port,
+                   workdir, env={"PYTHONPATH": str(ROOT)}, core=LOAD_CORE)
+
+
+def collector(workdir: Path, public_key: str, api_url: str) -> Process:
+    """`collector serve`, live mode against the fake API, SQLite store, one JSONL sink."""
+    port = free_port()
+    config = workdir / "collector.toml"
+    config.write_text(
+        f'forms_dir = "{FORMS}"\n'
+        'database_url = "sqlite:///collector.db"\n'
+        "[routing]\n"
+        f'default_form = "{FORM}"\n'
+        "[[sinks]]\n"
+        'type = "jsonl"\n'
+        'path = "results.jsonl"\n'
+    )
+    env = {
+        "TELNYX_API_KEY": "KEY_bench",
+        "TELNYX_PUBLIC_KEY": public_key,
+        "TELNYX_BASE_URL": f"{api_url}/v2",
+        "COLLECTOR_ADMIN_TOKEN": "bench-admin-token",
+    }
+    argv = [sys.executable, "-m", "collector.cli", "serve", "--config", str(config),
+            "--host", "127.0.0.1", "--port", str(port)]
+    return Process("collector", argv, port, workdir, env=env)
+
+
+def seed(workdir: Path, public_key: str) -> Process:
+    """The seed's pattern: Flask under gunicorn, one sync worker."""
+    port = free_port()
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    argv = [gunicorn, "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+            "bench.seed_app:app"]
+    return Process("seed", argv, port, workdir,
+                   env={"TELNYX_PUBLIC_KEY": public_key, "PYTHONPATH": str(ROOT)})
+
+
+def floor(workdir: Path, public_key: str) -> Process:
+    """The floor: bare verify-and-parse Starlette under uvicorn (uvloop, httptools)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    return Process("floor", argv, port, workdir,
+                   env={"TELNYX_PUBLIC_KEY": public_key, "PYTHONPATH": str(ROOT)})
