@@ -255,7 +255,8 @@ class Hub:
                 s.id,
                 {**base, "partial": masker.values(s.partial), "gather": gather_view(s)},
             )
-        if "transcript" in changes:
+        if "transcript" in changes or (masker.active and changes & {"partial", "fields"}):
+            # a value heard just now can change how earlier lines are masked
             self._publish_transcript(s.id, base, transcript_view(s, masker))
         if s.terminal and not s.call_alive:
             self._shown.pop(s.id, None)  # a late line is sent again from the start

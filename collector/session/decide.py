@@ -119,7 +119,7 @@ class _Step:
         policy: Policy,
         messages: dict[str, str] | None,
     ) -> None:
-        self.s = session.model_copy(deep=True)
+        self.s = session.working_copy()
         self.event = event
         self.form = form
         self.policy = policy

@@ -86,7 +86,6 @@ class Session(BaseModel):
     fields: dict[str, FieldState] = Field(default_factory=dict)
     partial: dict[str, Any] = Field(default_factory=dict)
     transcript: list[Message] = Field(default_factory=list)
-    history: list[dict[str, str]] = Field(default_factory=list)
     errors: list[dict[str, str]] = Field(default_factory=list)
     event_ids: list[str] = Field(default_factory=list)
     command_seq: int = 0
@@ -104,6 +103,26 @@ class Session(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    def working_copy(self) -> Session:
+        """A copy decide() may change freely: containers copied, immutable parts shared.
+
+        Much cheaper than a deep copy (Messages are never changed in place)."""
+        copy = self.model_copy()
+        copy.fields = {
+            name: fs.model_copy(update={"problems": list(fs.problems), "errors": list(fs.errors)})
+            for name, fs in self.fields.items()
+        }
+        copy.partial = dict(self.partial)
+        copy.transcript = list(self.transcript)
+        copy.errors = list(self.errors)
+        copy.event_ids = list(self.event_ids)
+        copy.notes = list(self.notes)
+        copy.conversation = list(self.conversation)
+        copy.call = self.call.model_copy()
+        if self.gather is not None:
+            copy.gather = self.gather.model_copy(update={"fields": list(self.gather.fields)})
+        return copy
 
     def filled(self) -> int:
         """How many fields hold a valid value."""

@@ -62,7 +62,9 @@ def test_duplicates_and_reordering_yield_one_submission_with_the_same_data(order
     for idx in sequence:
         t += 0.5
         ev = EVENTS[idx]
+        before = s.model_dump()
         d = decide(s, type(ev)(**{**{f: getattr(ev, f) for f in ev.__dataclass_fields__}, "at": t}), FORM, Policy())
+        assert s.model_dump() == before  # decide() never changes the session it was given
         s = d.session
         if d.submission:
             submissions.append(d.submission)
