@@ -189,10 +189,15 @@ def interleave(flows: Iterable[list[Event]], window: int) -> list[Event]:
     return out
 
 
-def make_lanes(calls: int, lanes: int, window: int, first_call: int = 0) -> list[list[Event]]:
-    """`calls` calls dealt to `lanes` lanes, each lane interleaving `window` calls at a time."""
+def make_calls(calls: int) -> list[list[Event]]:
+    """The webhooks of `calls` calls, one list per call."""
     start = time.time()
-    flows = [call_flow(first_call + i, start) for i in range(calls)]
+    return [call_flow(i, start) for i in range(calls)]
+
+
+def make_lanes(calls: int, lanes: int, window: int) -> list[list[Event]]:
+    """`calls` calls dealt to `lanes` lanes, each lane interleaving `window` calls at a time."""
+    flows = make_calls(calls)
     return [interleave(flows[k::lanes], window) for k in range(lanes)]
 
 

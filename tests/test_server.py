@@ -60,7 +60,7 @@ async def _stack(tmp_path: Path) -> AsyncIterator[Stack]:
         cfg = write_config(
             tmp_path / "collector.toml",
             FIXTURES / "forms",
-            f'[routing.numbers]\n"{NUMBER}" = "contact"\n'
+            f'[routing.numbers]\n"{NUMBER}" = "contact"\n"+13125550002" = "secret"\n"+13125550003" = "handoff"\n'
             '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n',
         )
         runtime = build_runtime(load_settings(cfg, environ), environ)
@@ -246,3 +246,63 @@ async def test_healthz_and_metrics(stack: Stack) -> None:
                    "collector_deliveries", "collector_oldest_pending_delivery_seconds"):
         assert family in text
     assert 'collector_telnyx_commands_total{action="answer",outcome="ok"}' in text
+
+
+async def test_digits_field_wrong_through_ai_goes_to_the_keypad(stack: Stack) -> None:
+    """age stays wrong by voice: gather_using_speak with its digit bounds; digits complete."""
+    from collector.simulator.script import CallScript
+
+    script = CallScript.parse({"answers": {"age": 400}, "keypad": {"age": "42"}})
+    ccid = await stack.fake.place_call(to=NUMBER, script=script)
+    subs = await eventually(stack.submissions)
+    keypad = stack.fake.commands(ccid, "gather_using_speak")
+    assert len(keypad) == 1
+    assert keypad[0].body["maximum_digits"] == 3
+    assert "age" in keypad[0].body["payload"]
+    assert subs[0]["status"] == "completed"
+    assert subs[0]["data"]["age"] == 42
+    assert subs[0]["fields"]["age"]["source"] == "keypad"
+    assert stack.fake.rejected == []
+
+
+async def test_confirmation_correct_then_confirm(stack: Stack) -> None:
+    """confirm: 2 re-asks, the corrected value is read back, 1 confirms it."""
+    from collector.simulator.script import CallScript
+
+    script = CallScript.parse({
+        "attempts": [{"account": "111111", "pin": "4321"}, {"account": "222222", "pin": "4321"}],
+        "keypad": ["2", "1"],
+    })
+    ccid = await stack.fake.place_call(to="+13125550002", script=script)
+    subs = await eventually(stack.submissions)
+    confirms = stack.fake.commands(ccid, "gather_using_speak")
+    assert len(confirms) == 2
+    assert "4321" not in confirms[0].body["payload"]
+    assert subs[0]["status"] == "completed"
+    assert subs[0]["data"] == {"account": "222222", "pin": "4321"}
+    assert stack.fake.rejected == []
+
+
+async def test_completed_form_is_handed_to_the_assistant(stack: Stack) -> None:
+    """after: ai_assistant_start (valid per the SDK's types) once the form is complete."""
+    ccid = await stack.fake.place_call(to="+13125550003")
+    subs = await eventually(stack.submissions)
+    assert subs[0]["status"] == "completed"
+    await eventually(lambda: _async(not stack.fake.calls[ccid].alive))
+    actions = [r.action for r in stack.fake.commands(ccid)]
+    assert actions[:3] == ["answer", "gather_using_ai", "ai_assistant_start"]
+    # the simulated caller leaves at once, so add_messages may meet a call that has ended
+    def sent() -> list[str]:
+        refused = [r.action for r in stack.fake.refused if r.call_control_id == ccid]
+        return [r.action for r in stack.fake.commands(ccid)] + refused
+
+    await eventually(lambda: _async("ai_assistant_add_messages" in sent()))
+    start = stack.fake.commands(ccid, "ai_assistant_start")[0].body
+    assert "budget" not in start["assistant"]["dynamic_variables"]
+    assert stack.fake.rejected == []
+    async def conversation_recorded() -> bool:
+        session = await stack.runtime.engine.session_for_call(ccid)
+        return any(c["type"] == "call.conversation.ended" for c in session.conversation)
+
+    await eventually(conversation_recorded)
+    assert len(await stack.submissions()) == 1  # the submission was not touched by the hand-off

@@ -1,0 +1,157 @@
+"""The measurements: full load (collector, seed, floor), 500 events/s, 1,000 open calls.
+
+Every scenario starts its own processes in a fresh folder and stops them (SIGTERM) after.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from bench import checks, servers
+from bench.events import EVENTS_PER_CALL, Event, interleave, make_calls, make_lanes
+from bench.sender import send
+from bench.wrk import WrkResult, run_wrk
+
+LANES = 16  # wrk threads = connections
+WINDOW = 8  # calls in flight per lane
+
+
+@contextmanager
+def workdir(name: str, keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"collector-bench-{name}-"))
+    try:
+        yield path
+    finally:
+        if not keep:
+            subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+def pool(rate_cap: float, seconds: float) -> list[list[Event]]:
+    """Enough calls for `seconds` at `rate_cap` events/s, dealt to the wrk lanes."""
+    calls = math.ceil(rate_cap * seconds / EVENTS_PER_CALL)
+    calls = LANES * math.ceil(calls / LANES)
+    return make_lanes(calls, LANES, WINDOW)
+
+
+def prefix(lanes: list[list[Event]], events: int) -> list[list[Event]]:
+    per = math.ceil(events / len(lanes))
+    return [lane[:per] for lane in lanes]
+
+
+def _wrk_row(r: WrkResult) -> dict[str, Any]:
+    return {
+        "events_per_s": r.rate,
+        "events": r.events,
+        "non_2xx": r.failed,
+        "socket_errors": {k: v for k, v in r.errors.items() if k != "status" and v},
+        "seconds": r.seconds,
+        "ran_out_of_events": r.exhausted,
+        "ack_ms": r.latency_ms,
+    }
+
+
+def _acked(lanes: list[list[Event]], r: WrkResult) -> Iterator[Event]:
+    for lane, n, bad in zip(lanes, r.acked, r.bad, strict=True):
+        failed = set(bad)
+        yield from (ev for pos, ev in enumerate(lane[:n], 1) if pos not in failed)
+
+
+def collector_full_load(lanes: list[list[Event]], key: SigningKey, public_key: str,
+                        seconds: float, keep: bool, profile: Path | None = None) -> dict[str, Any]:
+    with workdir("load", keep) as d, servers.fake_api(d) as api, \
+            servers.collector(d, public_key, api.url) as srv:
+        spy = _start_py_spy(srv, profile, seconds) if profile else None
+        r = run_wrk(f"{srv.url}/webhooks/telnyx", lanes, key, d / "requests", seconds)
+        if spy is not None:
+            spy.wait()
+        result = _wrk_row(r)
+        result.update(checks.account(_acked(lanes, r), api.url, d / "results.jsonl"))
+        result["peak_rss_mb"] = srv.peak_rss_mb()
+        return result
+
+
+def _start_py_spy(srv: servers.Process, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    assert srv.proc is not None
+    spy = str(Path(sys.executable).parent / "py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    duration = max(5, int(seconds) - 4)
+    return subprocess.Popen(
+        ["taskset", "-c", servers.LOAD_CORE, spy, "record", "--pid", str(srv.proc.pid),
+         "--format", "raw", "--function", "--nonblocking", "-r", "200", "-d", str(duration),
+         "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def baseline_full_load(kind: str, lanes: list[list[Event]], key: SigningKey, public_key: str,
+                       seconds: float, keep: bool) -> dict[str, Any]:
+    """The seed's pattern or the floor, on the same events."""
+    with workdir(kind, keep) as d:
+        make = servers.seed if kind == "seed" else servers.floor
+        with make(d, public_key) as srv:
+            r = run_wrk(f"{srv.url}/webhooks/telnyx", lanes, key, d / "requests", seconds)
+            result = _wrk_row(r)
+            result["peak_rss_mb"] = srv.peak_rss_mb()
+            return result
+
+
+def paced(key: SigningKey, public_key: str, rate: float, seconds: float,
+          keep: bool) -> dict[str, Any]:
+    """A steady `rate` events/s from the Python sender: webhook-in to command-out latency."""
+    calls = math.ceil(rate * seconds / EVENTS_PER_CALL)
+    events = interleave(make_calls(calls), window=64)
+    with workdir("paced", keep) as d, servers.fake_api(d) as api, \
+            servers.collector(d, public_key, api.url) as srv:
+        started = time.time()
+        sent = send(f"{srv.url}/webhooks/telnyx", events, key, rate=rate, concurrency=64)
+        took = max(s.acked_at for s in sent) - started
+        result: dict[str, Any] = {
+            "target_rate": rate,
+            "events_per_s": sum(s.ok for s in sent) / took,
+            "events": sum(s.ok for s in sent),
+            "non_2xx": sum(not s.ok for s in sent),
+            "ack_ms": checks.ack_latency(sent),
+        }
+        result.update(checks.account((s.event for s in sent if s.ok), api.url, d / "results.jsonl"))
+        result["command_ms"] = checks.command_latency(sent, api.url)
+        result["peak_rss_mb"] = srv.peak_rss_mb()
+        return result
+
+
+def concurrent_calls(key: SigningKey, public_key: str, calls: int, keep: bool) -> dict[str, Any]:
+    """`calls` calls open at once, each mid-gather with partial results; then all complete."""
+    flows = make_calls(calls)
+    split = 2 + 2 * 3  # initiated, answered, three fields' partial results and history
+    opening = interleave([f[:split] for f in flows], window=calls)
+    closing = interleave([f[split:] for f in flows], window=calls)
+    with workdir("concurrent", keep) as d, servers.fake_api(d) as api, \
+            servers.collector(d, public_key, api.url) as srv:
+        url = f"{srv.url}/webhooks/telnyx"
+        first = send(url, opening, key, concurrency=16)
+        checks.wait_until_stable(lambda: checks.get_json(f"{api.url}/stats")["total"], 2 * calls)
+        open_rss = srv.rss_mb()
+        open_commands = checks.get_json(f"{api.url}/stats")["by_action"]
+        second = send(url, closing, key, concurrency=16)
+        sent = first + second
+        result: dict[str, Any] = {
+            "calls": calls,
+            "events": sum(s.ok for s in sent),
+            "non_2xx": sum(not s.ok for s in sent),
+            "rss_all_open_mb": open_rss,
+            "commands_while_open": open_commands,
+            "ack_ms": checks.ack_latency(sent),
+        }
+        result.update(checks.account((s.event for s in sent if s.ok), api.url, d / "results.jsonl"))
+        result["command_ms"] = checks.command_latency(sent, api.url)
+        result["peak_rss_mb"] = srv.peak_rss_mb()
+        return result
