@@ -118,5 +118,8 @@ def command_latency(sent: list[Sent], api_url: str) -> dict[str, Any]:
 
 def ack_latency(sent: list[Sent]) -> dict[str, float]:
     ms = [(s.acked_at - s.sent_at) * 1000 for s in sent if s.ok]
-    return {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "max_ms": max(ms) if ms else float("nan")}
+    return {
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else float("nan"),
+    }

@@ -118,7 +118,9 @@ def call_flow(i: int, start: float) -> list[Event]:
                 {**call, "message_history": history, "partial_results": partial},
             )
         )
-        payloads.append(("call.ai_gather.message_history_updated", {**call, "message_history": history}))
+        payloads.append(
+            ("call.ai_gather.message_history_updated", {**call, "message_history": history})
+        )
     payloads += [
         (
             "call.ai_gather.ended",
@@ -129,13 +131,20 @@ def call_flow(i: int, start: float) -> list[Event]:
                 "status": "valid",
             },
         ),
-        ("call.speak.ended", {k: call[k] for k in call if k not in ("from", "to")} | {"status": "completed"}),
+        (
+            "call.speak.ended",
+            {k: call[k] for k in call if k not in ("from", "to")} | {"status": "completed"},
+        ),
         (
             "call.hangup",
             {
                 **call,
                 "call_quality_stats": {
-                    "inbound": {"jitter_max_variance": "0.32", "mos": "4.47", "packet_count": "5230"},
+                    "inbound": {
+                        "jitter_max_variance": "0.32",
+                        "mos": "4.47",
+                        "packet_count": "5230",
+                    },
                     "outbound": {"packet_count": "5187", "skip_packet_count": "0"},
                 },
                 "hangup_cause": "normal_clearing",

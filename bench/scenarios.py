@@ -66,10 +66,19 @@ def _acked(lanes: list[list[Event]], r: WrkResult) -> Iterator[Event]:
         yield from (ev for pos, ev in enumerate(lane[:n], 1) if pos not in failed)
 
 
-def collector_full_load(lanes: list[list[Event]], key: SigningKey, public_key: str,
-                        seconds: float, keep: bool, profile: Path | None = None) -> dict[str, Any]:
-    with workdir("load", keep) as d, servers.fake_api(d) as api, \
-            servers.collector(d, public_key, api.url) as srv:
+def collector_full_load(
+    lanes: list[list[Event]],
+    key: SigningKey,
+    public_key: str,
+    seconds: float,
+    keep: bool,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    with (
+        workdir("load", keep) as d,
+        servers.fake_api(d) as api,
+        servers.collector(d, public_key, api.url) as srv,
+    ):
         spy = _start_py_spy(srv, profile, seconds) if profile else None
         r = run_wrk(f"{srv.url}/webhooks/telnyx", lanes, key, d / "requests", seconds)
         if spy is not None:
@@ -86,15 +95,38 @@ def _start_py_spy(srv: servers.Process, out: Path, seconds: float) -> subprocess
     out.parent.mkdir(parents=True, exist_ok=True)
     duration = max(5, int(seconds) - 4)
     return subprocess.Popen(
-        ["taskset", "-c", servers.LOAD_CORE, spy, "record", "--pid", str(srv.proc.pid),
-         "--format", "raw", "--function", "--nonblocking", "-r", "200", "-d", str(duration),
-         "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "taskset",
+            "-c",
+            servers.LOAD_CORE,
+            spy,
+            "record",
+            "--pid",
+            str(srv.proc.pid),
+            "--format",
+            "raw",
+            "--function",
+            "--nonblocking",
+            "-r",
+            "200",
+            "-d",
+            str(duration),
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
-def baseline_full_load(kind: str, lanes: list[list[Event]], key: SigningKey, public_key: str,
-                       seconds: float, keep: bool) -> dict[str, Any]:
+def baseline_full_load(
+    kind: str,
+    lanes: list[list[Event]],
+    key: SigningKey,
+    public_key: str,
+    seconds: float,
+    keep: bool,
+) -> dict[str, Any]:
     """The seed's pattern or the floor, on the same events."""
     with workdir(kind, keep) as d:
         make = servers.seed if kind == "seed" else servers.floor
@@ -105,13 +137,17 @@ def baseline_full_load(kind: str, lanes: list[list[Event]], key: SigningKey, pub
             return result
 
 
-def paced(key: SigningKey, public_key: str, rate: float, seconds: float,
-          keep: bool) -> dict[str, Any]:
+def paced(
+    key: SigningKey, public_key: str, rate: float, seconds: float, keep: bool
+) -> dict[str, Any]:
     """A steady `rate` events/s from the Python sender: webhook-in to command-out latency."""
     calls = math.ceil(rate * seconds / EVENTS_PER_CALL)
     events = interleave(make_calls(calls), window=64)
-    with workdir("paced", keep) as d, servers.fake_api(d) as api, \
-            servers.collector(d, public_key, api.url) as srv:
+    with (
+        workdir("paced", keep) as d,
+        servers.fake_api(d) as api,
+        servers.collector(d, public_key, api.url) as srv,
+    ):
         started = time.time()
         sent = send(f"{srv.url}/webhooks/telnyx", events, key, rate=rate, concurrency=64)
         took = max(s.acked_at for s in sent) - started
@@ -134,8 +170,11 @@ def concurrent_calls(key: SigningKey, public_key: str, calls: int, keep: bool) -
     split = 2 + 2 * 3  # initiated, answered, three fields' partial results and history
     opening = interleave([f[:split] for f in flows], window=calls)
     closing = interleave([f[split:] for f in flows], window=calls)
-    with workdir("concurrent", keep) as d, servers.fake_api(d) as api, \
-            servers.collector(d, public_key, api.url) as srv:
+    with (
+        workdir("concurrent", keep) as d,
+        servers.fake_api(d) as api,
+        servers.collector(d, public_key, api.url) as srv,
+    ):
         url = f"{srv.url}/webhooks/telnyx"
         first = send(url, opening, key, concurrency=16)
         checks.wait_until_stable(lambda: checks.get_json(f"{api.url}/stats")["total"], 2 * calls)

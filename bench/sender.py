@@ -31,14 +31,21 @@ class Sent:
         return 200 <= self.status < 300
 
 
-async def _run(url: str, events: list[Event], key: SigningKey, rate: float | None,
-               concurrency: int) -> list[Sent]:
+async def _run(
+    url: str, events: list[Event], key: SigningKey, rate: float | None, concurrency: int
+) -> list[Sent]:
     ts = str(int(time.time()))
     headers = []
     for ev in events:
         sig, _ = sign_headers(ev.body, key, ts)
-        headers.append({"telnyx-signature-ed25519": sig, "telnyx-timestamp": ts,
-                        "content-type": "application/json", "user-agent": "telnyx-webhooks"})
+        headers.append(
+            {
+                "telnyx-signature-ed25519": sig,
+                "telnyx-timestamp": ts,
+                "content-type": "application/json",
+                "user-agent": "telnyx-webhooks",
+            }
+        )
     results: list[Sent] = []
     limit = asyncio.Semaphore(concurrency)
     previous: dict[str, asyncio.Task[None]] = {}
@@ -74,7 +81,13 @@ async def _run(url: str, events: list[Event], key: SigningKey, rate: float | Non
     return results
 
 
-def send(url: str, events: list[Event], key: SigningKey, *, rate: float | None = None,
-         concurrency: int = 16) -> list[Sent]:
+def send(
+    url: str,
+    events: list[Event],
+    key: SigningKey,
+    *,
+    rate: float | None = None,
+    concurrency: int = 16,
+) -> list[Sent]:
     """Sign now and POST every event to `url`; `rate` events/s, or unpaced."""
     return uvloop.run(_run(url, events, key, rate, concurrency))

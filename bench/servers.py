@@ -85,7 +85,9 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start-up; see {self.log}:\n{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited at start-up; see {self.log}:\n{self.tail()}"
+                )
             try:
                 with urllib.request.urlopen(self.url + self.health, timeout=1) as r:
                     if r.status == 200:
@@ -131,8 +133,14 @@ class Process:
 
 def fake_api(workdir: Path) -> Process:
     port = free_port()
-    return Process("fake_api", [sys.executable, "-m", "bench.fake_api", str(port)], port,
-                   workdir, env={"PYTHONPATH": str(ROOT)}, core=LOAD_CORE)
+    return Process(
+        "fake_api",
+        [sys.executable, "-m", "bench.fake_api", str(port)],
+        port,
+        workdir,
+        env={"PYTHONPATH": str(ROOT)},
+        core=LOAD_CORE,
+    )
 
 
 def collector(workdir: Path, public_key: str, api_url: str) -> Process:
@@ -154,8 +162,18 @@ def collector(workdir: Path, public_key: str, api_url: str) -> Process:
         "TELNYX_BASE_URL": f"{api_url}/v2",
         "COLLECTOR_ADMIN_TOKEN": "bench-admin-token",
     }
-    argv = [sys.executable, "-m", "collector.cli", "serve", "--config", str(config),
-            "--host", "127.0.0.1", "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "collector.cli",
+        "serve",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     return Process("collector", argv, port, workdir, env=env)
 
 
@@ -163,16 +181,37 @@ def seed(workdir: Path, public_key: str) -> Process:
     """The seed's pattern: Flask under gunicorn, one sync worker."""
     port = free_port()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    argv = [gunicorn, "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-            "bench.seed_app:app"]
-    return Process("seed", argv, port, workdir,
-                   env={"TELNYX_PUBLIC_KEY": public_key, "PYTHONPATH": str(ROOT)})
+    argv = [
+        gunicorn,
+        "-w",
+        "1",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "bench.seed_app:app",
+    ]
+    return Process(
+        "seed", argv, port, workdir, env={"TELNYX_PUBLIC_KEY": public_key, "PYTHONPATH": str(ROOT)}
+    )
 
 
 def floor(workdir: Path, public_key: str) -> Process:
     """The floor: bare verify-and-parse Starlette under uvicorn (uvloop, httptools)."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    return Process("floor", argv, port, workdir,
-                   env={"TELNYX_PUBLIC_KEY": public_key, "PYTHONPATH": str(ROOT)})
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.floor_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return Process(
+        "floor", argv, port, workdir, env={"TELNYX_PUBLIC_KEY": public_key, "PYTHONPATH": str(ROOT)}
+    )

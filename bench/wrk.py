@@ -47,18 +47,35 @@ def wrk_binary() -> str:
     return path
 
 
-def run_wrk(url: str, lanes: list[list[Event]], key: SigningKey, folder: Path,
-            max_seconds: float) -> WrkResult:
+def run_wrk(
+    url: str, lanes: list[list[Event]], key: SigningKey, folder: Path, max_seconds: float
+) -> WrkResult:
     """Sign the lanes now, replay them against `url`, and read wrk's results."""
     if folder.exists():
         shutil.rmtree(folder)
     host = url.split("//", 1)[1]
     write_lane_files(lanes, key, host, folder)
     n = len(lanes)
-    argv = ["taskset", "-c", LOAD_CORE, wrk_binary(), f"-t{n}", f"-c{n}",
-            f"-d{int(max_seconds) + 5}s", "--timeout", "10s", "-s", str(SCRIPT), url]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={"BENCH_DIR": str(folder), "PATH": "/usr/bin:/bin"})
+    argv = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        wrk_binary(),
+        f"-t{n}",
+        f"-c{n}",
+        f"-d{int(max_seconds) + 5}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(SCRIPT),
+        url,
+    ]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={"BENCH_DIR": str(folder), "PATH": "/usr/bin:/bin"},
+    )
     deadline = time.monotonic() + max_seconds
     while proc.poll() is None and time.monotonic() < deadline:
         if len(list(folder.glob("done-*"))) >= n:

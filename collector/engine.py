@@ -93,9 +93,13 @@ class Engine:
                     return "unknown_call" if fresh else "duplicate"
                 return "unknown_call"
             session = self._new_session(event)
+        with structlog.contextvars.bound_contextvars(call_control_id=ccid, form=session.form):
+            return await self._decide(session, event, webhook)
+
+    async def _decide(self, session: Session, event: E.Event, webhook: bool) -> str:
         form = self.form_of(session)
         if session.form and form is None:
-            log.error("form_missing", form=session.form, call_control_id=ccid)
+            log.error("form_missing")
         decision = decide(session, event, form, self.policy, DEFAULT_MESSAGES)
         if decision.duplicate:
             return "duplicate"

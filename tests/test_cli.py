@@ -142,3 +142,23 @@ def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(workdir: Path) -> No
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_clean_clone_has_everything_the_readme_commands_need(tmp_path: Path) -> None:
+    """A fresh `git clone` (committed files only) runs `forms check` and `simulate`."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("no commit yet")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    env["PYTHONPATH"] = str(clone)
+    for args in (["forms", "check"], ["simulate", "appointment"]):
+        r = subprocess.run([sys.executable, "-m", "collector.cli", *args], cwd=clone, env=env,
+                           capture_output=True, text=True, timeout=90)
+        assert r.returncode == 0, (args, r.stderr[-2000:])
+    assert (clone / "Makefile").exists() and (clone / ".ci" / "run").exists()
+    readme = (clone / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme

@@ -306,3 +306,20 @@ async def test_completed_form_is_handed_to_the_assistant(stack: Stack) -> None:
 
     await eventually(conversation_recorded)
     assert len(await stack.submissions()) == 1  # the submission was not touched by the hand-off
+
+
+async def test_sensitive_values_never_reach_the_logs(stack: Stack) -> None:
+    """A call collecting a sensitive PIN logs ids, states and field names, never the PIN."""
+    from structlog.testing import capture_logs
+
+    from collector.simulator.script import CallScript
+
+    with capture_logs() as logs:
+        script = CallScript.parse({"answers": {"account": "123456", "pin": "9876"}, "keypad": ["1"]})
+        ccid = await stack.fake.place_call(to="+13125550002", script=script)
+        subs = await eventually(stack.submissions)
+        await eventually(lambda: _async(not stack.fake.calls[ccid].alive))
+    assert subs[0]["data"]["pin"] == "9876"  # the sink gets the raw value
+    assert logs, "the call logged nothing at all"
+    assert any(entry.get("form") == "secret" and entry.get("call_control_id") == ccid for entry in logs)
+    assert "9876" not in json.dumps(logs, default=str)

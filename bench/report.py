@@ -1,0 +1,208 @@
+"""The machine, the results table, the targets, and bench/results/latest.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+TARGET_RATE = 1500.0
+TARGET_SEED_RATIO = 3.0
+TARGET_ACK_P99_MS = 50.0
+TARGET_COMMAND_P99_MS = 100.0
+TARGET_RSS_MB = 300.0
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def _n(x: float | None, digits: int = 0) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.1f} ms"
+
+
+def _ok(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def _load_rows(results: dict[str, Any]) -> list[str]:
+    names = {
+        "collector": "collector (whole pipeline)",
+        "seed": "seed (Flask + unwrap, gunicorn -w 1)",
+        "floor": "floor (Starlette verify + parse)",
+    }
+    cols = f"{'events/s':>10}{'ack p50':>11}{'ack p99':>11}{'non-2xx':>9}{'peak RSS':>10}"
+    rows = [f"  {'server':<38}{cols}"]
+    for key, label in names.items():
+        r = results["full_load"].get(key)
+        if r is None:
+            continue
+        rows.append(
+            f"  {label:<38}{_n(r['events_per_s']):>10}{_ms(r['ack_ms']['50']):>11}"
+            f"{_ms(r['ack_ms']['99']):>11}{r['non_2xx'] + sum(r['socket_errors'].values()):>9}"
+            f"{_n(r['peak_rss_mb']):>7} MB"
+        )
+    return rows
+
+
+def _deliveries(r: dict[str, Any]) -> str:
+    return (
+        f"commands sent {r['commands_sent']:,} for {r['commands_expected']:,} expected "
+        f"({', '.join(f'{a} {n:,}' for a, n in r['commands_by_action'].items())}), "
+        f"missing {r['commands_missing']}; calls completed {r['calls_completed']:,}; "
+        f"submissions delivered {r['submissions_delivered']:,} of {r['submissions_expected']:,} "
+        f"(unique {r['submissions_unique']:,}, missing {r['submissions_missing']}, "
+        f"duplicated {r['submissions_duplicated']})"
+    )
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    out: list[tuple[str, bool, str]] = []
+    load = results["full_load"].get("collector")
+    if load is not None:
+        all_sent = load["commands_missing"] == 0 and load["submissions_missing"] == 0
+        out.append(
+            (
+                f">= {TARGET_RATE:,.0f} events/s, every command sent",
+                load["events_per_s"] >= TARGET_RATE and all_sent,
+                f"{load['events_per_s']:,.0f}/s, {load['commands_missing']} missing",
+            )
+        )
+        out.append(
+            (
+                f"p99 ack < {TARGET_ACK_P99_MS:.0f} ms at full load",
+                load["ack_ms"]["99"] < TARGET_ACK_P99_MS,
+                _ms(load["ack_ms"]["99"]),
+            )
+        )
+    ratios = results.get("ratios", {})
+    if "collector_vs_seed" in ratios:
+        out.append(
+            (
+                f">= {TARGET_SEED_RATIO:.0f}x the seed, same run",
+                ratios["collector_vs_seed"] >= TARGET_SEED_RATIO,
+                f"{ratios['collector_vs_seed']:.2f}x",
+            )
+        )
+    paced = results.get("paced")
+    if paced is not None:
+        p99 = paced["command_ms"]["p99_ms"]
+        out.append(
+            (
+                f"webhook-in to command-out p99 < {TARGET_COMMAND_P99_MS:.0f} ms at "
+                f"{paced['target_rate']:.0f} events/s",
+                p99 < TARGET_COMMAND_P99_MS and paced["commands_missing"] == 0,
+                _ms(p99),
+            )
+        )
+    conc = results.get("concurrent")
+    if conc is not None:
+        lost = conc["calls"] - conc["submissions_unique"] + conc["submissions_missing"]
+        out.append(
+            (
+                f"{conc['calls']:,} concurrent calls: RSS < {TARGET_RSS_MB:.0f} MB, "
+                "no lost submission",
+                conc["peak_rss_mb"] < TARGET_RSS_MB
+                and lost == 0
+                and conc["submissions_delivered"] == conc["calls"],
+                f"{conc['peak_rss_mb']:.0f} MB, {conc['submissions_delivered']:,} lines, "
+                f"{conc['submissions_unique']:,} unique ids",
+            )
+        )
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        "",
+        f"machine: {m['cpu']}, nproc {m['nproc']}, Python {m['python']}; server on core 0, "
+        "load generators and fake Telnyx on core 1",
+        "",
+        f"Full load: wrk, 16 connections, pre-signed events, each call's events in order "
+        f"(up to {results['settings']['seconds']:.0f} s each)",
+        *_load_rows(results),
+    ]
+    ratios = results.get("ratios", {})
+    if ratios:
+        lines.append(
+            "  ratios: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}x" for k, v in ratios.items())
+        )
+    load = results["full_load"].get("collector")
+    if load is not None:
+        lines.append("  collector: " + _deliveries(load))
+    paced = results.get("paced")
+    if paced is not None:
+        c = paced["command_ms"]
+        lines += [
+            "",
+            f"Rate-limited: {paced['target_rate']:.0f} events/s from the Python sender "
+            f"(achieved {paced['events_per_s']:,.0f}/s, {paced['events']:,} events)",
+            f"  ack p50 {_ms(paced['ack_ms']['p50_ms'])}, p99 {_ms(paced['ack_ms']['p99_ms'])}; "
+            f"webhook-in to command-out p50 {_ms(c['p50_ms'])}, p99 {_ms(c['p99_ms'])}, "
+            f"max {_ms(c['max_ms'])} ({c['samples']:,} commands)",
+            "  by command: "
+            + ", ".join(
+                f"{a} p50 {_ms(v['p50_ms'])} p99 {_ms(v['p99_ms'])}"
+                for a, v in c["by_action"].items()
+            ),
+            "  " + _deliveries(paced),
+        ]
+    conc = results.get("concurrent")
+    if conc is not None:
+        c = conc["command_ms"]
+        lines += [
+            "",
+            f"{conc['calls']:,} concurrent calls (all open mid-gather, then all complete; "
+            "Python sender, 16 connections)",
+            f"  RSS with every call open {conc['rss_all_open_mb']:.0f} MB, peak RSS "
+            f"{conc['peak_rss_mb']:.0f} MB; ack p50 {_ms(conc['ack_ms']['p50_ms'])}, "
+            f"p99 {_ms(conc['ack_ms']['p99_ms'])}; webhook-in to command-out p50 "
+            f"{_ms(c['p50_ms'])}, p99 {_ms(c['p99_ms'])}",
+            "  " + _deliveries(conc),
+        ]
+    lines += ["", "Targets"]
+    for name, passed, value in targets(results):
+        lines.append(f"  [{_ok(passed)}] {name}: {value}")
+    return "\n".join(lines)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    return x
+
+
+def save(results: dict[str, Any], name: str = "latest.json") -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(_plain(results), indent=2) + "\n")
+    return path
