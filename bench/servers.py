@@ -114,6 +114,18 @@ class Process:
         pids = [self.proc.pid, *_children(self.proc.pid)]
         return max(_status_kb(p, "VmRSS") for p in pids) / 1024
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its children so far."""
+        assert self.proc is not None
+        total = 0
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None

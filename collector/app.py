@@ -12,8 +12,8 @@ Commands to Telnyx leave after the acknowledgement, from the outbox.
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import orjson
 import structlog
@@ -86,7 +86,9 @@ def create_app(runtime: Runtime) -> Starlette:
         except Exception:
             metrics.events.labels(event_type, "error").inc()
             log.exception("webhook_not_recorded", event_type=event_type)
-            return error_response(503, "store_unavailable", "the event could not be recorded; retry")
+            return error_response(
+                503, "store_unavailable", "the event could not be recorded; retry"
+            )
         metrics.events.labels(event_type, outcome).inc()
         metrics.ack_seconds.observe(time.perf_counter() - started)
         if outcome != "applied":
@@ -95,8 +97,14 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         writable = await runtime.store.writable()
-        body = {"status": "ok" if writable else "degraded", "store": "writable" if writable else "unwritable", "mode": runtime.mode}
-        return Response(orjson.dumps(body), status_code=200 if writable else 503, media_type="application/json")
+        body = {
+            "status": "ok" if writable else "degraded",
+            "store": "writable" if writable else "unwritable",
+            "mode": runtime.mode,
+        }
+        return Response(
+            orjson.dumps(body), status_code=200 if writable else 503, media_type="application/json"
+        )
 
     async def metrics(request: Request) -> Response:
         payload = await runtime.metrics.render(runtime.store)

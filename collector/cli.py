@@ -104,8 +104,11 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from collector.runtime import build_runtime, mode_reason
 
     logs.configure()
-    log.info("mode", mode="live" if TelnyxEnv.from_env(environ).live else "sandbox",
-             reason=mode_reason(TelnyxEnv.from_env(environ)))
+    log.info(
+        "mode",
+        mode="live" if TelnyxEnv.from_env(environ).live else "sandbox",
+        reason=mode_reason(TelnyxEnv.from_env(environ)),
+    )
     try:
         settings = load_settings(args.config, environ)
         if args.host:
@@ -118,11 +121,17 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         sock = _bind(settings.host, settings.port)
     except OSError as exc:
-        print(f"collector: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        print(
+            f"collector: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
+        )
         return 1
     port = sock.getsockname()[1]
     runtime.self_url = _self_url(settings.host, port)
-    log.info("listening", url=runtime.self_url, webhook=f"{settings.public_url or runtime.self_url}/webhooks/telnyx")
+    log.info(
+        "listening",
+        url=runtime.self_url,
+        webhook=f"{settings.public_url or runtime.self_url}/webhooks/telnyx",
+    )
     asyncio.run(_serve(runtime, sock))
     return 0
 
@@ -169,7 +178,9 @@ def cmd_forms_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
-async def _simulate(settings: Settings, environ: Mapping[str, str], form_id: str, script: Any, timeout: float) -> tuple[int, dict[str, Any] | None, str]:
+async def _simulate(
+    settings: Settings, environ: Mapping[str, str], form_id: str, script: Any, timeout: float
+) -> tuple[int, dict[str, Any] | None, str]:
     from collector.runtime import build_runtime
 
     runtime = build_runtime(settings, environ)
@@ -190,12 +201,20 @@ async def _simulate(settings: Settings, environ: Mapping[str, str], form_id: str
                     submission = await runtime.store.submission(session.submission_id)
                     dead = [r for r in rows if r.state == "dead"]
                     if dead:
-                        return 1, submission, "; ".join(f"sink {r.sink}: {r.last_error}" for r in dead)
+                        return (
+                            1,
+                            submission,
+                            "; ".join(f"sink {r.sink}: {r.last_error}" for r in dead),
+                        )
                     code = 0 if submission and submission["status"] == "completed" else 2
                     return code, submission, ""
                 if not rows:
                     submission = await runtime.store.submission(session.submission_id)
-                    return 1, submission, "the submission went to no sink (check the form's sinks and statuses)"
+                    return (
+                        1,
+                        submission,
+                        "the submission went to no sink (check the form's sinks and statuses)",
+                    )
             elif session is not None and session.terminal and not session.submission_id:
                 return 1, None, f"the call ended as {session.state.value} without a submission"
             await asyncio.sleep(0.05)
@@ -224,7 +243,9 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         settings = load_settings(args.config, env)
         settings.sandbox_pace_seconds = min(settings.sandbox_pace_seconds, 0.01)
         settings.hangup_grace_seconds = min(settings.hangup_grace_seconds, 2.0)
-        code, submission, error = asyncio.run(_simulate(settings, env, args.form, script, args.timeout))
+        code, submission, error = asyncio.run(
+            _simulate(settings, env, args.form, script, args.timeout)
+        )
     except ConfigurationError as exc:
         return _problems(exc)
     except ValueError as exc:
@@ -310,7 +331,10 @@ def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) ->
     url = args.url or _self_url(settings.host, settings.port)
     token = args.token or settings.admin_token
     if not token:
-        print("collector: set COLLECTOR_ADMIN_TOKEN (or --token) to the server's admin token", file=sys.stderr)
+        print(
+            "collector: set COLLECTOR_ADMIN_TOKEN (or --token) to the server's admin token",
+            file=sys.stderr,
+        )
         return 1
     try:
         r = httpx.post(
@@ -356,10 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sessions = sub.add_parser("sessions", help="act on sessions of a running server")
     sessions_sub = sessions.add_subparsers(dest="sessions_command", required=True)
-    cancel = sessions_sub.add_parser("cancel", help="cancel a live session: goodbye, hangup, abandoned")
+    cancel = sessions_sub.add_parser(
+        "cancel", help="cancel a live session: goodbye, hangup, abandoned"
+    )
     cancel.add_argument("id")
-    cancel.add_argument("--url", default=None, help="the server (default: http://host:port from config)")
-    cancel.add_argument("--token", default=None, help="admin token (default: COLLECTOR_ADMIN_TOKEN)")
+    cancel.add_argument(
+        "--url", default=None, help="the server (default: http://host:port from config)"
+    )
+    cancel.add_argument(
+        "--token", default=None, help="admin token (default: COLLECTOR_ADMIN_TOKEN)"
+    )
     cancel.add_argument("--config", default=None)
     cancel.set_defaults(run=cmd_sessions_cancel)
 

@@ -8,6 +8,7 @@ jitter; past the attempt or age budget a delivery is `dead`, with its last error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -83,10 +84,8 @@ class DeliveryWorker:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             timeout = 1.0 if len(rows) >= 200 else await self._until_next()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def _until_next(self) -> float:
         try:
@@ -134,7 +133,10 @@ class DeliveryWorker:
 
     async def _retry_or_die(self, row: DeliveryRow, attempts: int, error: str) -> None:
         now = self.clock()
-        if attempts >= self.policy.max_attempts or now - row.created_at > self.policy.max_age_seconds:
+        if (
+            attempts >= self.policy.max_attempts
+            or now - row.created_at > self.policy.max_age_seconds
+        ):
             await self._dead(row, attempts, error)
             return
         delay = self.policy.delay(attempts)
@@ -156,7 +158,9 @@ class DeliveryWorker:
             row.id, state="dead", attempts=attempts, at=self.clock(), error=error
         )
         self.on_result(row.sink, "dead", row)
-        log.error("delivery_dead", sink=row.sink, submission_id=row.submission_id, error=error[:300])
+        log.error(
+            "delivery_dead", sink=row.sink, submission_id=row.submission_id, error=error[:300]
+        )
 
     async def close(self, timeout: float = 5.0) -> None:
         self._stopping = True

@@ -197,7 +197,7 @@ class Hub:
         try:
             self._on_decision(event, decision)
         except Exception:
-            log.exception("live_publish_failed", event=type(event).__name__)
+            log.exception("live_publish_failed", event_type=type(event).__name__)
 
     def on_delivery(self, sink: str, outcome: str, row: DeliveryRow) -> None:
         """runtime.delivery_listeners: one delivery attempt's outcome."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -38,13 +38,9 @@ class Metrics:
             ["sink", "outcome"],
             registry=self.registry,
         )
-        self._snapshots: dict[str, Any] = {}
-
-    def add_snapshot(self, snapshot: Callable[[], Awaitable[Any]]) -> None:
-        """Register an async function whose result render() turns into gauges."""
-        self._snapshots["store"] = snapshot
 
     async def render(self, store: Any) -> bytes:
+        """The exposition text: the live counters plus gauges read from the store now."""
         sessions = await store.count_sessions_by_state()
         counts, oldest = await store.delivery_stats()
         registry = CollectorRegistry()
@@ -66,8 +62,6 @@ class _Snapshot:
         self.oldest_pending = oldest_pending
 
     def collect(self) -> Any:
-        import time
-
         g = GaugeMetricFamily("collector_sessions", "Sessions by state", labels=["state"])
         for state, n in sorted(self.sessions.items()):
             g.add_metric([state], n)

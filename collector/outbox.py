@@ -113,10 +113,9 @@ class CommandOutbox:
     async def _send(self, out: Outgoing) -> None:
         cmd = out.command
         while True:
-            now = self.clock()
-            if now - out.window_start > self.confirm_within:
-                if not await self._still_worth_sending(out):
-                    return
+            expired = self.clock() - out.window_start > self.confirm_within
+            if expired and not await self._still_worth_sending(out):
+                return
             out.attempts += 1
             try:
                 async with self._limit:

@@ -45,7 +45,9 @@ class Timers:
 
     def _fire(self, ccid: str, kind: str, due: float) -> None:
         self._handles.pop(ccid, None)
-        event = E.Timer(id=f"~timer:{kind}:{due}", call_control_id=ccid, at=self.clock(), kind=kind, due=due)
+        event = E.Timer(
+            id=f"~timer:{kind}:{due}", call_control_id=ccid, at=self.clock(), kind=kind, due=due
+        )
         task = asyncio.create_task(self._run(event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

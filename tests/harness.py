@@ -62,8 +62,7 @@ def write_config(path: Path, forms_dir: Path, extra: str = "") -> Path:
     path.write_text(
         f'forms_dir = "{forms_dir}"\n'
         f'database_url = "sqlite:///{path.parent / "collector.db"}"\n'
-        "hangup_grace_seconds = 0.5\n"
-        + extra,
+        "hangup_grace_seconds = 0.5\n" + extra,
         encoding="utf-8",
     )
     return path

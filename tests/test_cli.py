@@ -19,10 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 COLLECTOR = [sys.executable, "-m", "collector.cli"]
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
-    return subprocess.run(COLLECTOR + args, cwd=cwd, env={**base, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        COLLECTOR + args,
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(name="workdir")
@@ -40,7 +48,9 @@ def test_forms_check_passes_on_the_example_forms(workdir: Path) -> None:
 
 def test_forms_check_lists_every_problem_and_exits_1(workdir: Path) -> None:
     """Broken forms give one `file: /pointer: message` line each and exit 1."""
-    (workdir / "schemas" / "broken.json").write_text('{"type": "object", "properties": {}, "required": []}')
+    (workdir / "schemas" / "broken.json").write_text(
+        '{"type": "object", "properties": {}, "required": []}'
+    )
     (workdir / "schemas" / "typo.json").write_text(
         '{"type": "object", "x-collector": {"greting": "hi"}, "properties": {"a": {"type": "string"}}, "required": ["a"]}'
     )
@@ -48,7 +58,10 @@ def test_forms_check_lists_every_problem_and_exits_1(workdir: Path) -> None:
     assert r.returncode == 1
     lines = r.stdout.strip().splitlines()
     assert any(line.startswith("schemas/broken.json: /required: ") for line in lines)
-    assert any(line.startswith("schemas/typo.json: /x-collector") and "did you mean 'greeting'" in line for line in lines)
+    assert any(
+        line.startswith("schemas/typo.json: /x-collector") and "did you mean 'greeting'" in line
+        for line in lines
+    )
     assert "Traceback" not in r.stdout + r.stderr
 
 
@@ -119,8 +132,14 @@ def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(workdir: Path) -> No
     """`collector serve` serves /healthz; SIGTERM finishes and exits 0."""
     port = _free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
-    proc = subprocess.Popen(COLLECTOR + ["serve", "--port", str(port)], cwd=workdir,
-                            env={**base, "PORT": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        COLLECTOR + ["serve", "--port", str(port)],
+        cwd=workdir,
+        env={**base, "PORT": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -134,7 +153,7 @@ def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(workdir: Path) -> No
         assert r.status_code == 200
         assert r.json() == {"status": "ok", "store": "writable", "mode": "sandbox"}
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         first = err.splitlines()[0]
         assert "sandbox" in first and "TELNYX_API_KEY is not set" in first
@@ -148,7 +167,9 @@ def test_a_clean_clone_has_everything_the_readme_commands_need(tmp_path: Path) -
     """A fresh `git clone` (committed files only) runs `forms check` and `simulate`."""
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
     if head.returncode != 0:
         pytest.skip("no commit yet")
     clone = tmp_path / "clone"
@@ -156,8 +177,14 @@ def test_a_clean_clone_has_everything_the_readme_commands_need(tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
     env["PYTHONPATH"] = str(clone)
     for args in (["forms", "check"], ["simulate", "appointment"]):
-        r = subprocess.run([sys.executable, "-m", "collector.cli", *args], cwd=clone, env=env,
-                           capture_output=True, text=True, timeout=90)
+        r = subprocess.run(
+            [sys.executable, "-m", "collector.cli", *args],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert r.returncode == 0, (args, r.stderr[-2000:])
     assert (clone / "Makefile").exists() and (clone / ".ci" / "run").exists()
     readme = (clone / "README.md").read_text()

@@ -16,7 +16,9 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     s = load_settings(environ={})
     assert s.database_url == "sqlite:///collector.db"
     assert s.forms_path == tmp_path / "schemas"
-    assert s.hangup_grace_seconds == 5 and s.session_timeout_seconds == 1800 and s.retention_days == 30
+    assert (
+        s.hangup_grace_seconds == 5 and s.session_timeout_seconds == 1800 and s.retention_days == 30
+    )
     [sink] = s.sink_configs()
     assert sink.type == "jsonl" and sink.options == {"path": "results.jsonl"}
 
@@ -25,7 +27,9 @@ def test_environment_wins_over_the_file_and_nests_with_double_underscore(tmp_pat
     """COLLECTOR_<KEY> and COLLECTOR_ROUTING__DEFAULT_FORM override collector.toml."""
     cfg = tmp_path / "collector.toml"
     cfg.write_text('hangup_grace_seconds = 3\n[routing]\ndefault_form = "a"\n')
-    s = load_settings(cfg, {"COLLECTOR_HANGUP_GRACE_SECONDS": "9", "COLLECTOR_ROUTING__DEFAULT_FORM": "b"})
+    s = load_settings(
+        cfg, {"COLLECTOR_HANGUP_GRACE_SECONDS": "9", "COLLECTOR_ROUTING__DEFAULT_FORM": "b"}
+    )
     assert s.hangup_grace_seconds == 9
     assert s.routing.default_form == "b"
 

@@ -13,7 +13,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,10 @@ def _start(cwd: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]
     with open(cwd / "server.log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "collector.cli", "serve", "--port", str(port)],
-            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
 
 
@@ -99,7 +101,7 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path: 
     async with serve(receiver.app()) as hook_url, serve(fake.asgi_app()) as telnyx_url:
         (tmp_path / "collector.toml").write_text(
             f'forms_dir = "{FORMS}"\n'
-            'hangup_grace_seconds = 0.5\n'
+            "hangup_grace_seconds = 0.5\n"
             '[routing]\ndefault_form = "contact"\n'
             '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n'
             '[[sinks]]\ntype = "sqlite"\npath = "results.db"\n'
@@ -107,8 +109,12 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path: 
             'secret = "${HOOK_SECRET}"\ntimeout_seconds = 2\n'
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
-        env.update(TELNYX_API_KEY="KEY_test", TELNYX_PUBLIC_KEY=fake.public_key_b64,
-                   TELNYX_BASE_URL=f"{telnyx_url}/v2", HOOK_SECRET=secret)
+        env.update(
+            TELNYX_API_KEY="KEY_test",
+            TELNYX_PUBLIC_KEY=fake.public_key_b64,
+            TELNYX_BASE_URL=f"{telnyx_url}/v2",
+            HOOK_SECRET=secret,
+        )
         proc = _start(tmp_path, port, env)
         try:
             await eventually(lambda: _healthy(url), timeout=30)
@@ -117,7 +123,9 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path: 
                 calls.append(await fake.place_call(to="+13125550001", from_=f"+131255501{i:02d}"))
                 await asyncio.sleep(0.05)
             # kill -9 once some, but not all, calls have finished
-            await eventually(lambda: _async(len(_jsonl(tmp_path / "results.jsonl")) >= 3), timeout=30)
+            await eventually(
+                lambda: _async(len(_jsonl(tmp_path / "results.jsonl")) >= 3), timeout=30
+            )
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             killed_with = len(_jsonl(tmp_path / "results.jsonl"))
@@ -126,8 +134,12 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path: 
             await asyncio.sleep(1.0)
             receiver.up = True  # the downstream recovers only after the restart
             lines = await eventually(
-                lambda: _async(len(_jsonl(tmp_path / "results.jsonl")) >= CALLS and
-                               _jsonl(tmp_path / "results.jsonl")), timeout=90)
+                lambda: _async(
+                    len(_jsonl(tmp_path / "results.jsonl")) >= CALLS
+                    and _jsonl(tmp_path / "results.jsonl")
+                ),
+                timeout=90,
+            )
             await eventually(lambda: _async(len(receiver.by_submission) >= CALLS), timeout=90)
             await asyncio.sleep(1.5)  # anything duplicated would arrive by now
         finally:
@@ -138,7 +150,11 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path: 
     assert len(ids) == len(set(ids)) == CALLS  # no duplicate JSONL line
     assert {line["call"]["call_control_id"] for line in lines} == set(calls)
     assert all(line["status"] == "completed" for line in lines)
-    rows = sqlite3.connect(tmp_path / "results.db").execute("SELECT submission_id FROM submissions").fetchall()
+    rows = (
+        sqlite3.connect(tmp_path / "results.db")
+        .execute("SELECT submission_id FROM submissions")
+        .fetchall()
+    )
     assert sorted(r[0] for r in rows) == sorted(ids)
     assert set(receiver.by_submission) == set(ids)
     for sid, webhook_ids in receiver.by_submission.items():

@@ -9,13 +9,32 @@ PACKAGE = Path(__file__).resolve().parent.parent / "collector"
 
 # what each core package may import, beyond the standard library
 CORE_ALLOWED = {
-    "forms": {"collector.forms", "collector.telnyx_params", "jsonschema", "referencing",
-              "pydantic", "email_validator", "telnyx.types", "orjson"},
+    "forms": {
+        "collector.forms",
+        "collector.telnyx_params",
+        "jsonschema",
+        "referencing",
+        "pydantic",
+        "email_validator",
+        "telnyx.types",
+        "orjson",
+    },
     "session": {"collector.session", "collector.forms", "pydantic", "orjson"},
 }
-FORBIDDEN_EVERYWHERE_IN_CORE = ("starlette", "uvicorn", "sqlite3", "aiosqlite", "asyncpg",
-                                "httpx", "aiohttp", "collector.store", "collector.app",
-                                "collector.engine", "collector.runtime", "telnyx._client")
+FORBIDDEN_EVERYWHERE_IN_CORE = (
+    "starlette",
+    "uvicorn",
+    "sqlite3",
+    "aiosqlite",
+    "asyncpg",
+    "httpx",
+    "aiohttp",
+    "collector.store",
+    "collector.app",
+    "collector.engine",
+    "collector.runtime",
+    "telnyx._client",
+)
 
 
 def imports_of(path: Path) -> set[str]:
@@ -56,7 +75,11 @@ def test_only_the_edge_talks_to_telnyx() -> None:
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE).as_posix()
         for name in imports_of(path):
-            if name == "telnyx" or (name.startswith("telnyx.") and not name.startswith("telnyx.types")):
+            if name == "telnyx" or (
+                name.startswith("telnyx.") and not name.startswith("telnyx.types")
+            ):
                 users.append(rel)
-    outside = sorted({u for u in users if not u.startswith(("telephony/", "simulator/", "telnyx_params"))})
+    outside = sorted(
+        {u for u in users if not u.startswith(("telephony/", "simulator/", "telnyx_params"))}
+    )
     assert outside == []

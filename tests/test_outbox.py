@@ -26,8 +26,12 @@ pytestmark = pytest.mark.anyio
 class ScriptedTelnyx:
     """Answers each action with the next scripted (status, body); records command ids."""
 
-    def __init__(self, replies: list[tuple[int, dict[str, Any]]], alive: bool = True,
-                 unreachable_ids: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        replies: list[tuple[int, dict[str, Any]]],
+        alive: bool = True,
+        unreachable_ids: frozenset[str] = frozenset(),
+    ) -> None:
         self.replies = replies
         self.unreachable_ids = unreachable_ids  # always 503, as if lost on the way
         self.alive = alive
@@ -44,16 +48,22 @@ class ScriptedTelnyx:
 
     async def status(self, request: Request) -> JSONResponse:
         self.status_checks += 1
-        return JSONResponse({"data": {"call_control_id": request.path_params["ccid"], "is_alive": self.alive}})
+        return JSONResponse(
+            {"data": {"call_control_id": request.path_params["ccid"], "is_alive": self.alive}}
+        )
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/v2/calls/{ccid:path}/actions/{action}", self.action, methods=["POST"]),
-            Route("/v2/calls/{ccid:path}", self.status, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/v2/calls/{ccid:path}/actions/{action}", self.action, methods=["POST"]),
+                Route("/v2/calls/{ccid:path}", self.status, methods=["GET"]),
+            ]
+        )
 
 
-async def _outbox(tmp_path: Path, api: str, **kw: Any) -> tuple[CommandOutbox, SqliteStore, list[E.Event]]:
+async def _outbox(
+    tmp_path: Path, api: str, **kw: Any
+) -> tuple[CommandOutbox, SqliteStore, list[E.Event]]:
     store = SqliteStore(tmp_path / "c.db")
     await store.open()
     fed: list[E.Event] = []
@@ -66,7 +76,9 @@ async def _outbox(tmp_path: Path, api: str, **kw: Any) -> tuple[CommandOutbox, S
 
 
 async def _session(store: SqliteStore, cmds: list[Command]) -> None:
-    s = Session(id="s1", form="contact", call=CallInfo(call_control_id="v3:abc"), started_at=0, updated_at=0)
+    s = Session(
+        id="s1", form="contact", call=CallInfo(call_control_id="v3:abc"), started_at=0, updated_at=0
+    )
     await store.commit_step(s, None, cmds)
 
 
@@ -75,7 +87,10 @@ async def test_commands_of_a_call_leave_in_decided_order(tmp_path: Path) -> None
     api = ScriptedTelnyx([])
     async with serve(api.app()) as url:
         outbox, store, _ = await _outbox(tmp_path, url)
-        cmds = [Command(action=a, seq=i + 1, decided_at=1e12) for i, a in enumerate(["speak", "hangup", "gather_stop"])]
+        cmds = [
+            Command(action=a, seq=i + 1, decided_at=1e12)
+            for i, a in enumerate(["speak", "hangup", "gather_stop"])
+        ]
         await _session(store, cmds)
         outbox.enqueue("s1", "v3:abc", cmds[:1])
         outbox.enqueue("s1", "v3:abc", cmds[1:])
@@ -89,7 +104,9 @@ async def test_commands_of_a_call_leave_in_decided_order(tmp_path: Path) -> None
 
 async def test_call_gone_is_fed_back_and_not_retried(tmp_path: Path) -> None:
     """422 90018 (call has already ended) becomes a CommandFailed with call_gone."""
-    api = ScriptedTelnyx([(422, {"errors": [{"code": "90018", "title": "Call has already ended"}]})])
+    api = ScriptedTelnyx(
+        [(422, {"errors": [{"code": "90018", "title": "Call has already ended"}]})]
+    )
     async with serve(api.app()) as url:
         outbox, store, fed = await _outbox(tmp_path, url)
         cmd = Command(action="speak", seq=1, decided_at=1e12)
@@ -102,7 +119,9 @@ async def test_call_gone_is_fed_back_and_not_retried(tmp_path: Path) -> None:
         await _close(outbox, store)
 
 
-async def test_unconfirmed_command_is_reissued_with_a_fresh_id_only_if_the_call_lives(tmp_path: Path) -> None:
+async def test_unconfirmed_command_is_reissued_with_a_fresh_id_only_if_the_call_lives(
+    tmp_path: Path,
+) -> None:
     """Past the confirm window the call is looked up; alive: a new command_id goes out."""
     import time
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -69,7 +67,9 @@ async def _stack(tmp_path: Path) -> AsyncIterator[Stack]:
             yield Stack(fake=fake, runtime=runtime, url=url, tmp=tmp_path, client=client)
 
 
-async def test_a_call_is_answered_gathered_validated_delivered_once_and_hung_up(stack: Stack) -> None:
+async def test_a_call_is_answered_gathered_validated_delivered_once_and_hung_up(
+    stack: Stack,
+) -> None:
     """End to end: answer, gather with the form's exact schema, one JSONL line, hangup."""
     ccid = await stack.fake.place_call(to=NUMBER)
     subs = await eventually(stack.submissions)
@@ -77,9 +77,15 @@ async def test_a_call_is_answered_gathered_validated_delivered_once_and_hung_up(
     assert len(subs) == 1
     sub = subs[0]
     assert sub["status"] == "completed"
-    assert sub["data"] == {"name": "Maria Gonzalez", "email": "maria.gonzalez@example.com", "age": 36}
+    assert sub["data"] == {
+        "name": "Maria Gonzalez",
+        "email": "maria.gonzalez@example.com",
+        "age": 36,
+    }
     assert sub["call"]["call_control_id"] == ccid and sub["call"]["direction"] == "incoming"
-    assert sub["form"] == "contact" and sub["form_version"] == stack.runtime.forms["contact"].version
+    assert (
+        sub["form"] == "contact" and sub["form_version"] == stack.runtime.forms["contact"].version
+    )
     actions = [r.action for r in stack.fake.commands(ccid)]
     assert actions == ["answer", "gather_using_ai", "speak", "hangup"]
     gather = stack.fake.commands(ccid, "gather_using_ai")[0].body
@@ -121,7 +127,9 @@ async def test_caller_hanging_up_mid_gather_is_abandoned_with_what_was_valid(sta
     assert "hangup" not in [r.action for r in stack.fake.commands(ccid)]
 
 
-async def test_call_to_an_unrouted_number_gets_a_message_and_a_hangup(tmp_path: Path, stack: Stack) -> None:
+async def test_call_to_an_unrouted_number_gets_a_message_and_a_hangup(
+    tmp_path: Path, stack: Stack
+) -> None:
     """No form for the number: answered, told politely, hung up, nothing delivered."""
     ccid = await stack.fake.place_call(to="+13125550999")
     await eventually(lambda: _async(not stack.fake.calls[ccid].alive))
@@ -191,7 +199,9 @@ async def test_timestamp_outside_300_seconds_is_401(stack: Stack, skew: int) -> 
         (b"\xff\xfe", "not valid JSON"),
     ],
 )
-async def test_malformed_bodies_are_400_with_a_reason(stack: Stack, body: bytes, reason: str) -> None:
+async def test_malformed_bodies_are_400_with_a_reason(
+    stack: Stack, body: bytes, reason: str
+) -> None:
     """Signed but malformed bodies get 400 naming what is wrong, never 500."""
     r = await stack.post(body)
     assert r.status_code == 400
@@ -207,7 +217,15 @@ async def test_body_over_one_mebibyte_is_413(stack: Stack) -> None:
 
 async def test_unknown_event_type_is_acknowledged(stack: Stack) -> None:
     """An event type we do not act on gets 200 and changes nothing."""
-    body = orjson.dumps({"data": {"id": "u-1", "event_type": "call.recording.saved", "payload": {"call_control_id": "v3:x"}}})
+    body = orjson.dumps(
+        {
+            "data": {
+                "id": "u-1",
+                "event_type": "call.recording.saved",
+                "payload": {"call_control_id": "v3:x"},
+            }
+        }
+    )
     r = await stack.post(body)
     assert r.status_code == 200
     assert await stack.runtime.store.count_sessions_by_state() == {}
@@ -241,9 +259,14 @@ async def test_healthz_and_metrics(stack: Stack) -> None:
     await stack.fake.place_call(to=NUMBER)
     await eventually(stack.submissions)
     text = (await stack.client.get(f"{stack.url}/metrics")).text
-    for family in ("collector_webhook_events_total", "collector_webhook_ack_seconds",
-                   "collector_telnyx_commands_total", "collector_sessions",
-                   "collector_deliveries", "collector_oldest_pending_delivery_seconds"):
+    for family in (
+        "collector_webhook_events_total",
+        "collector_webhook_ack_seconds",
+        "collector_telnyx_commands_total",
+        "collector_sessions",
+        "collector_deliveries",
+        "collector_oldest_pending_delivery_seconds",
+    ):
         assert family in text
     assert 'collector_telnyx_commands_total{action="answer",outcome="ok"}' in text
 
@@ -269,10 +292,15 @@ async def test_confirmation_correct_then_confirm(stack: Stack) -> None:
     """confirm: 2 re-asks, the corrected value is read back, 1 confirms it."""
     from collector.simulator.script import CallScript
 
-    script = CallScript.parse({
-        "attempts": [{"account": "111111", "pin": "4321"}, {"account": "222222", "pin": "4321"}],
-        "keypad": ["2", "1"],
-    })
+    script = CallScript.parse(
+        {
+            "attempts": [
+                {"account": "111111", "pin": "4321"},
+                {"account": "222222", "pin": "4321"},
+            ],
+            "keypad": ["2", "1"],
+        }
+    )
     ccid = await stack.fake.place_call(to="+13125550002", script=script)
     subs = await eventually(stack.submissions)
     confirms = stack.fake.commands(ccid, "gather_using_speak")
@@ -291,6 +319,7 @@ async def test_completed_form_is_handed_to_the_assistant(stack: Stack) -> None:
     await eventually(lambda: _async(not stack.fake.calls[ccid].alive))
     actions = [r.action for r in stack.fake.commands(ccid)]
     assert actions[:3] == ["answer", "gather_using_ai", "ai_assistant_start"]
+
     # the simulated caller leaves at once, so add_messages may meet a call that has ended
     def sent() -> list[str]:
         refused = [r.action for r in stack.fake.refused if r.call_control_id == ccid]
@@ -300,6 +329,7 @@ async def test_completed_form_is_handed_to_the_assistant(stack: Stack) -> None:
     start = stack.fake.commands(ccid, "ai_assistant_start")[0].body
     assert "budget" not in start["assistant"]["dynamic_variables"]
     assert stack.fake.rejected == []
+
     async def conversation_recorded() -> bool:
         session = await stack.runtime.engine.session_for_call(ccid)
         return any(c["type"] == "call.conversation.ended" for c in session.conversation)
@@ -315,11 +345,15 @@ async def test_sensitive_values_never_reach_the_logs(stack: Stack) -> None:
     from collector.simulator.script import CallScript
 
     with capture_logs() as logs:
-        script = CallScript.parse({"answers": {"account": "123456", "pin": "9876"}, "keypad": ["1"]})
+        script = CallScript.parse(
+            {"answers": {"account": "123456", "pin": "9876"}, "keypad": ["1"]}
+        )
         ccid = await stack.fake.place_call(to="+13125550002", script=script)
         subs = await eventually(stack.submissions)
         await eventually(lambda: _async(not stack.fake.calls[ccid].alive))
     assert subs[0]["data"]["pin"] == "9876"  # the sink gets the raw value
     assert logs, "the call logged nothing at all"
-    assert any(entry.get("form") == "secret" and entry.get("call_control_id") == ccid for entry in logs)
+    assert any(
+        entry.get("form") == "secret" and entry.get("call_control_id") == ccid for entry in logs
+    )
     assert "9876" not in json.dumps(logs, default=str)

@@ -443,7 +443,9 @@ class _Step:
             value = coerce_digits(ev.digits, self.form.fields[name].schema)
             self.take_value(name, {name: value}, source="keypad")
         else:
-            problem = "no digits were entered" if ev.status == "timeout" else "keypad entry was invalid"
+            problem = (
+                "no digits were entered" if ev.status == "timeout" else "keypad entry was invalid"
+            )
             fs.attempts += 1
             fs.problems = [problem]
             fs.errors.append(problem)
@@ -486,15 +488,19 @@ class _Step:
             self.change("transcript")
         confirm = self.form.options.confirm
         assert confirm is not None
-        if ev.status == "valid" and ev.digits.startswith("2") and (
-            self.s.corrections < confirm.max_corrections
+        if (
+            ev.status == "valid"
+            and ev.digits.startswith("2")
+            and (self.s.corrections < confirm.max_corrections)
         ):
             self.s.corrections += 1
             names = [n for n in self.form.fields if n in self.s.fields]
             for name in names:
                 # a correction is one more chance for every field, whatever its budget
                 fs = self.s.fields[name]
-                fs.attempts = min(fs.attempts, self.form.fields[name].attempts_allowed(self.form) - 1)
+                fs.attempts = min(
+                    fs.attempts, self.form.fields[name].attempts_allowed(self.form) - 1
+                )
             greeting = self.messages.get("correct_prompt") or None
             self.start_ai_gather(names, self.form.sub_parameters(names), greeting)
             return
@@ -650,7 +656,9 @@ class _Step:
     def on_command_failed(self, ev: E.CommandFailed) -> None:
         self.note("command_failed", action=ev.action, code=ev.code, detail=ev.detail[:300])
         if ev.call_gone:
-            self.on_call_status(E.CallStatus(id="~gone", call_control_id="", at=self.at, alive=False))
+            self.on_call_status(
+                E.CallStatus(id="~gone", call_control_id="", at=self.at, alive=False)
+            )
             return
         if self.s.terminal:
             if ev.action == C.SPEAK and self.s.closing_phase == "goodbye":

@@ -11,8 +11,19 @@ if TYPE_CHECKING:
     from collector.session.model import FieldState
 
 _MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _WORDS_PER_SECOND = 2.6
 
 
@@ -30,7 +41,7 @@ def speech_seconds(text: str) -> float:
 def reask_greeting(
     form: Form, names: list[str], fields: dict[str, FieldState], messages: dict[str, str]
 ) -> str:
-    """"Sorry, I need to check one thing. That email address seems to be missing the @. ..."."""
+    """ "Sorry, I need to check one thing. That email address seems to be missing the @. ..."."""
     parts = [messages.get("reask_lead_in", "")]
     for name in names:
         spec = form.fields[name]

@@ -81,5 +81,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"database schema {version} is newer than this collector knows ({len(MIGRATIONS)})"
         )
     for number in range(version, len(MIGRATIONS)):
-        conn.executescript("BEGIN;" + MIGRATIONS[number] + f"; PRAGMA user_version = {number + 1}; COMMIT;")
+        conn.executescript(
+            "BEGIN;" + MIGRATIONS[number] + f"; PRAGMA user_version = {number + 1}; COMMIT;"
+        )
     return len(MIGRATIONS)

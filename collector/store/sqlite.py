@@ -463,7 +463,9 @@ class SqliteStore:
 
         return await self.run(work)
 
-    async def list_deliveries(self, states: tuple[str, ...] = ("pending", "dead")) -> list[DeliveryRow]:
+    async def list_deliveries(
+        self, states: tuple[str, ...] = ("pending", "dead")
+    ) -> list[DeliveryRow]:
         marks = ",".join("?" for _ in states)
 
         def work(conn: sqlite3.Connection) -> list[DeliveryRow]:
@@ -484,7 +486,9 @@ class SqliteStore:
         """Make a dead delivery (or, without an id, every dead one) pending again, due now."""
 
         def work(conn: sqlite3.Connection) -> int:
-            sql = "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
+            sql = (
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
+            )
             args: list[Any] = [now, now]
             if delivery_id is None:
                 sql += " WHERE state = 'dead'"
@@ -499,7 +503,9 @@ class SqliteStore:
         """A new delivery of a submission to a sink, on purpose, under a new key."""
 
         def work(conn: sqlite3.Connection) -> int | None:
-            if not conn.execute("SELECT 1 FROM submissions WHERE id = ?", (submission_id,)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM submissions WHERE id = ?", (submission_id,)
+            ).fetchone():
                 return None
             cur = conn.execute(
                 "INSERT INTO deliveries (submission_id, sink, key, replay, next_at, created_at,"
@@ -517,7 +523,9 @@ class SqliteStore:
         horizon = now - retention_days * 86400
 
         def work(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM seen_events WHERE received_at < ?", (now - seen_days * 86400,))
+            conn.execute(
+                "DELETE FROM seen_events WHERE received_at < ?", (now - seen_days * 86400,)
+            )
             old = [
                 r[0]
                 for r in conn.execute(

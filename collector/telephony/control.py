@@ -79,7 +79,9 @@ class TelnyxControl:
             action=action,
         )
         try:
-            return await self.client.post(path, body={**body, "command_id": command_id}, cast_to=object)
+            return await self.client.post(
+                path, body={**body, "command_id": command_id}, cast_to=object
+            )
         except telnyx.APIStatusError as exc:
             raise self._classify(exc) from None
         except telnyx.APIConnectionError as exc:

@@ -63,12 +63,22 @@ class Call:
         return cls(id=eid or f"evt-{self.n}", call_control_id=CCID, at=self.t, **kw)
 
     def start(self) -> None:
-        self.feed(self.ev(E.CallInitiated, direction="incoming", from_="+13125550143", to="+13125550199"))
+        self.feed(
+            self.ev(E.CallInitiated, direction="incoming", from_="+13125550143", to="+13125550199")
+        )
         self.feed(self.ev(E.CallAnswered))
 
-    def ended(self, result: dict[str, Any] | None, attempt: int | None = None, **kw: Any) -> Decision:
+    def ended(
+        self, result: dict[str, Any] | None, attempt: int | None = None, **kw: Any
+    ) -> Decision:
         return self.feed(
-            self.ev(E.AiGatherEnded, status=kw.pop("status", "valid"), result=result, client_state=self.cs(attempt), **kw)
+            self.ev(
+                E.AiGatherEnded,
+                status=kw.pop("status", "valid"),
+                result=result,
+                client_state=self.cs(attempt),
+                **kw,
+            )
         )
 
     def actions(self) -> list[str]:
@@ -120,7 +130,12 @@ def test_valid_result_completes_then_speaks_goodbye_then_hangs_up(forms: Any) ->
     assert sub["status"] == "completed"
     assert sub["data"] == GOOD
     assert sub["errors"] == []
-    assert sub["fields"]["email"] == {"value": "maria@example.com", "source": "ai", "attempts": 1, "errors": []}
+    assert sub["fields"]["email"] == {
+        "value": "maria@example.com",
+        "source": "ai",
+        "attempts": 1,
+        "errors": [],
+    }
     assert sub["attempts"] == 1
     assert call.actions()[-1] == C.SPEAK
     assert call.session.state == State.COMPLETED
@@ -157,11 +172,22 @@ def test_partial_results_update_the_live_view_only_for_the_current_attempt(forms
     """Partials of the running gather fill `partial`; an earlier attempt's only the transcript."""
     call = Call(forms)
     call.start()
-    d = call.feed(call.ev(E.AiGatherPartial, partial_results={"name": "Maria"}, client_state=call.cs(),
-                          message_history=[{"role": "assistant", "content": "Your name?"}, {"role": "user", "content": "Maria"}]))
+    d = call.feed(
+        call.ev(
+            E.AiGatherPartial,
+            partial_results={"name": "Maria"},
+            client_state=call.cs(),
+            message_history=[
+                {"role": "assistant", "content": "Your name?"},
+                {"role": "user", "content": "Maria"},
+            ],
+        )
+    )
     assert call.session.partial == {"name": "Maria"}
     assert {"partial", "transcript"} <= d.changes
-    d = call.feed(call.ev(E.AiGatherPartial, partial_results={"name": "Zed"}, client_state=call.cs(attempt=7)))
+    d = call.feed(
+        call.ev(E.AiGatherPartial, partial_results={"name": "Zed"}, client_state=call.cs(attempt=7))
+    )
     assert call.session.partial == {"name": "Maria"}
 
 
@@ -186,7 +212,10 @@ def test_reask_asks_only_the_wrong_field_with_the_conversation(forms: Any) -> No
     """An invalid email gets one new gather for the email only, with message_history."""
     call = Call(forms)
     call.start()
-    history = [{"role": "assistant", "content": "Hi! What's your name?"}, {"role": "user", "content": "Maria"}]
+    history = [
+        {"role": "assistant", "content": "Hi! What's your name?"},
+        {"role": "user", "content": "Maria"},
+    ]
     call.ended({**GOOD, "email": "maria.example.com"}, message_history=history)
     reask = call.commands[-1]
     assert reask.action == C.GATHER_USING_AI
@@ -200,8 +229,11 @@ def test_reask_asks_only_the_wrong_field_with_the_conversation(forms: Any) -> No
     assert "maria.example.com" not in reask.body["greeting"]
     assert decode(reask.body["client_state"]).attempt == 2
     # the corrected answer completes, the other fields kept
-    call.ended({"email": "maria@example.com"}, attempt=2,
-               message_history=history + [{"role": "user", "content": "maria at example dot com"}])
+    call.ended(
+        {"email": "maria@example.com"},
+        attempt=2,
+        message_history=history + [{"role": "user", "content": "maria at example dot com"}],
+    )
     sub = call.submissions[0]
     assert sub["status"] == "completed"
     assert sub["data"] == GOOD
@@ -211,7 +243,10 @@ def test_reask_asks_only_the_wrong_field_with_the_conversation(forms: Any) -> No
     assert sub["fields"]["name"]["attempts"] == 1
     # the transcript holds both attempts in order, without repeating what we sent
     assert [m["content"] for m in sub["transcript"]] == [
-        "Hi! What's your name?", "Maria", "maria at example dot com"]
+        "Hi! What's your name?",
+        "Maria",
+        "maria at example dot com",
+    ]
 
 
 def test_field_still_wrong_after_its_attempts_and_no_keypad_is_incomplete(forms: Any) -> None:
@@ -238,7 +273,11 @@ def test_digits_field_falls_back_to_the_keypad(forms: Any) -> None:
     assert "Please enter your age" in keypad.body["payload"]
     assert keypad.body["voice"]
     assert call.session.state == State.KEYPAD
-    call.feed(call.ev(E.KeypadGatherEnded, digits="42", status="valid", client_state=call.cs(kind="keypad")))
+    call.feed(
+        call.ev(
+            E.KeypadGatherEnded, digits="42", status="valid", client_state=call.cs(kind="keypad")
+        )
+    )
     sub = call.submissions[0]
     assert sub["status"] == "completed"
     assert sub["data"]["age"] == 42
@@ -273,7 +312,13 @@ def test_hangup_mid_gather_without_result_is_abandoned_with_valid_partials(forms
     """After the grace window, the session finalizes abandoned with what validated."""
     call = Call(forms)
     call.start()
-    call.feed(call.ev(E.AiGatherPartial, partial_results={"name": "Maria Gonzalez", "email": "bad"}, client_state=call.cs()))
+    call.feed(
+        call.ev(
+            E.AiGatherPartial,
+            partial_results={"name": "Maria Gonzalez", "email": "bad"},
+            client_state=call.cs(),
+        )
+    )
     call.feed(call.ev(E.CallHangup))
     due = call.session.deadline
     call.feed(call.ev(E.Timer, kind="grace", due=due))
@@ -317,10 +362,14 @@ def test_hangup_before_answer_is_abandoned(forms: Any) -> None:
 def test_call_without_a_form_gets_a_polite_message_and_a_hangup(forms: Any) -> None:
     """No form: answer, speak the no-form message, hang up; no submission."""
     call = Call(forms, form=None)
-    d = decide(call.session, call.ev(E.CallInitiated), None, POLICY, {"no_form": "Sorry, not set up."})
+    d = decide(
+        call.session, call.ev(E.CallInitiated), None, POLICY, {"no_form": "Sorry, not set up."}
+    )
     call.session = d.session
     assert [c.action for c in d.commands] == [C.ANSWER]
-    d = decide(call.session, call.ev(E.CallAnswered), None, POLICY, {"no_form": "Sorry, not set up."})
+    d = decide(
+        call.session, call.ev(E.CallAnswered), None, POLICY, {"no_form": "Sorry, not set up."}
+    )
     assert [c.action for c in d.commands] == [C.SPEAK]
     assert d.commands[0].body["payload"] == "Sorry, not set up."
     assert d.session.state == State.FAILED and d.submission is None
@@ -343,7 +392,9 @@ def test_command_refused_because_the_call_is_gone_abandons(forms: Any) -> None:
     """90018 on the gather means the call is gone: abandoned, no hangup sent."""
     call = Call(forms)
     call.feed(call.ev(E.CallInitiated))
-    call.feed(call.ev(E.CommandFailed, eid="~f1", seq=1, action=C.ANSWER, code="90018", call_gone=True))
+    call.feed(
+        call.ev(E.CommandFailed, eid="~f1", seq=1, action=C.ANSWER, code="90018", call_gone=True)
+    )
     assert call.submissions[0]["status"] == "abandoned"
     assert C.HANGUP not in call.actions()
 
@@ -353,7 +404,16 @@ def test_gather_refused_while_another_runs_is_stopped_and_reissued_once(forms: A
     call = Call(forms)
     call.start()
     seq = call.commands[-1].seq
-    call.feed(call.ev(E.CommandFailed, eid="~f2", seq=seq, action=C.GATHER_USING_AI, code="90046", detail="busy"))
+    call.feed(
+        call.ev(
+            E.CommandFailed,
+            eid="~f2",
+            seq=seq,
+            action=C.GATHER_USING_AI,
+            code="90046",
+            detail="busy",
+        )
+    )
     assert call.actions()[-2:] == [C.GATHER_STOP, C.GATHER_USING_AI]
     assert call.commands[-1].body["parameters"] == forms["contact"].parameters
     seq2 = call.commands[-1].seq
@@ -373,7 +433,11 @@ def test_confirmation_reads_back_masked_and_completes_on_1(forms: Any) -> None:
     assert "4321" not in confirm.body["payload"]
     assert "1 2 3 4 5 6" in confirm.body["payload"]
     assert call.session.state == State.CONFIRMING
-    call.feed(call.ev(E.KeypadGatherEnded, digits="1", status="valid", client_state=call.cs(kind="confirm")))
+    call.feed(
+        call.ev(
+            E.KeypadGatherEnded, digits="1", status="valid", client_state=call.cs(kind="confirm")
+        )
+    )
     sub = call.submissions[0]
     assert sub["status"] == "completed"
     assert {f["source"] for f in sub["fields"].values()} == {"confirmed"}
@@ -390,7 +454,9 @@ def test_cancel_stops_the_gather_says_goodbye_and_abandons(forms: Any) -> None:
     assert len(call.submissions) == 1
 
 
-def test_completed_form_hands_off_to_the_assistant_then_stops_it_after_max_seconds(forms: Any) -> None:
+def test_completed_form_hands_off_to_the_assistant_then_stops_it_after_max_seconds(
+    forms: Any,
+) -> None:
     """after: ai_assistant_start with non-sensitive values, add_messages; max_seconds stops it."""
     call = Call(forms, form="handoff")
     call.start()
@@ -399,12 +465,20 @@ def test_completed_form_hands_off_to_the_assistant_then_stops_it_after_max_secon
     start, add = call.commands[-2:]
     assert (start.action, add.action) == (C.AI_ASSISTANT_START, C.AI_ASSISTANT_ADD_MESSAGES)
     assert start.body["assistant"]["id"] == "assistant-9c1f2e"
-    assert start.body["assistant"]["dynamic_variables"] == {"campaign": "spring", "company": "Acme Logistics", "seats": 25}
+    assert start.body["assistant"]["dynamic_variables"] == {
+        "campaign": "spring",
+        "company": "Acme Logistics",
+        "seats": 25,
+    }
     assert "max_seconds" not in start.body
     assert "20k" not in str(add.body)
     assert call.session.deadline_kind == "assistant"
     assert call.session.deadline == call.session.updated_at + 120
-    call.feed(call.ev(E.ConversationEvent, event_type="call.conversation.ended", summary={"duration_sec": 30}))
+    call.feed(
+        call.ev(
+            E.ConversationEvent, event_type="call.conversation.ended", summary={"duration_sec": 30}
+        )
+    )
     assert call.session.conversation[-1]["type"] == "call.conversation.ended"
     call.feed(call.ev(E.Timer, kind="assistant", due=call.session.deadline))
     assert call.actions()[-2:] == [C.AI_ASSISTANT_STOP, C.SPEAK]

@@ -20,9 +20,13 @@ GOOD = {"name": "Maria Gonzalez", "email": "maria@example.com", "age": 36}
 
 
 def _answered() -> Session:
-    s = Session(id="s", form="contact", call=CallInfo(call_control_id=CCID), started_at=0, updated_at=0)
-    for i, ev in enumerate([E.CallInitiated(id="i", call_control_id=CCID, at=1),
-                            E.CallAnswered(id="a", call_control_id=CCID, at=2)]):
+    s = Session(
+        id="s", form="contact", call=CallInfo(call_control_id=CCID), started_at=0, updated_at=0
+    )
+    for ev in (
+        E.CallInitiated(id="i", call_control_id=CCID, at=1),
+        E.CallAnswered(id="a", call_control_id=CCID, at=2),
+    ):
         s = decide(s, ev, FORM, Policy()).session
     return s
 
@@ -33,15 +37,34 @@ ANSWERED = _answered()
 def _gather_events() -> list[E.Event]:
     cs = E.ClientState(session_id="s", kind="ai", attempt=1)
     h1 = [{"role": "assistant", "content": "Name?"}, {"role": "user", "content": "Maria Gonzalez"}]
-    h2 = h1 + [{"role": "assistant", "content": "Email?"}, {"role": "user", "content": "maria at example dot com"}]
+    h2 = h1 + [
+        {"role": "assistant", "content": "Email?"},
+        {"role": "user", "content": "maria at example dot com"},
+    ]
     common = {"call_control_id": CCID, "at": 10.0}
     return [
         E.AiGatherHistory(id="h1", client_state=cs, message_history=h1, **common),
-        E.AiGatherPartial(id="p1", client_state=cs, partial_results={"name": "Maria Gonzalez"}, message_history=h1, **common),
+        E.AiGatherPartial(
+            id="p1",
+            client_state=cs,
+            partial_results={"name": "Maria Gonzalez"},
+            message_history=h1,
+            **common,
+        ),
         E.AiGatherHistory(id="h2", client_state=cs, message_history=h2, **common),
-        E.AiGatherPartial(id="p2", client_state=cs, partial_results={"name": "Maria Gonzalez", "email": "maria@example.com"}, message_history=h2, **common),
-        E.AiGatherEnded(id="end", client_state=cs, status="valid", result=GOOD, message_history=h2, **common),
-        E.ConversationEvent(id="conv", event_type="call.conversation.ended", client_state=None, **common),
+        E.AiGatherPartial(
+            id="p2",
+            client_state=cs,
+            partial_results={"name": "Maria Gonzalez", "email": "maria@example.com"},
+            message_history=h2,
+            **common,
+        ),
+        E.AiGatherEnded(
+            id="end", client_state=cs, status="valid", result=GOOD, message_history=h2, **common
+        ),
+        E.ConversationEvent(
+            id="conv", event_type="call.conversation.ended", client_state=None, **common
+        ),
         E.CallHangup(id="bye", client_state=None, cause="normal_clearing", **common),
     ]
 
@@ -50,8 +73,14 @@ EVENTS = _gather_events()
 
 
 @settings(max_examples=300, deadline=None)
-@given(order=st.permutations(range(len(EVENTS))), extra=st.lists(st.integers(0, len(EVENTS) - 1), max_size=8), data=st.data())
-def test_duplicates_and_reordering_yield_one_submission_with_the_same_data(order: list[int], extra: list[int], data: Any) -> None:
+@given(
+    order=st.permutations(range(len(EVENTS))),
+    extra=st.lists(st.integers(0, len(EVENTS) - 1), max_size=8),
+    data=st.data(),
+)
+def test_duplicates_and_reordering_yield_one_submission_with_the_same_data(
+    order: list[int], extra: list[int], data: Any
+) -> None:
     """Whatever the order and however often each webhook comes, one completed submission."""
     sequence = list(order)
     for idx in extra:
@@ -63,7 +92,12 @@ def test_duplicates_and_reordering_yield_one_submission_with_the_same_data(order
         t += 0.5
         ev = EVENTS[idx]
         before = s.model_dump()
-        d = decide(s, type(ev)(**{**{f: getattr(ev, f) for f in ev.__dataclass_fields__}, "at": t}), FORM, Policy())
+        d = decide(
+            s,
+            type(ev)(**{**{f: getattr(ev, f) for f in ev.__dataclass_fields__}, "at": t}),
+            FORM,
+            Policy(),
+        )
         assert s.model_dump() == before  # decide() never changes the session it was given
         s = d.session
         if d.submission:
@@ -71,7 +105,14 @@ def test_duplicates_and_reordering_yield_one_submission_with_the_same_data(order
     for _ in range(3):  # let stored deadlines fire, as the shell would
         if s.deadline is None or s.deadline_kind == "timeout":
             break
-        d = decide(s, E.Timer(id="~t", call_control_id=CCID, at=s.deadline, kind=s.deadline_kind, due=s.deadline), FORM, Policy())
+        d = decide(
+            s,
+            E.Timer(
+                id="~t", call_control_id=CCID, at=s.deadline, kind=s.deadline_kind, due=s.deadline
+            ),
+            FORM,
+            Policy(),
+        )
         s = d.session
         if d.submission:
             submissions.append(d.submission)

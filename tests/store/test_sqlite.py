@@ -17,8 +17,14 @@ pytestmark = pytest.mark.anyio
 
 
 def session(n: int, **kw: object) -> Session:
-    return Session(id=f"s{n}", form="contact", call=CallInfo(call_control_id=f"v3:c{n}"),
-                   started_at=1000.0 + n, updated_at=1000.0 + n, **kw)
+    return Session(
+        id=f"s{n}",
+        form="contact",
+        call=CallInfo(call_control_id=f"v3:c{n}"),
+        started_at=1000.0 + n,
+        updated_at=1000.0 + n,
+        **kw,
+    )
 
 
 async def open_store(tmp_path: Path) -> SqliteStore:
@@ -27,13 +33,19 @@ async def open_store(tmp_path: Path) -> SqliteStore:
     return store
 
 
-async def test_concurrent_steps_are_all_durable_and_readable_from_a_new_connection(tmp_path: Path) -> None:
+async def test_concurrent_steps_are_all_durable_and_readable_from_a_new_connection(
+    tmp_path: Path,
+) -> None:
     """Hundreds of concurrent commits (grouped) all reach the file."""
     store = await open_store(tmp_path)
-    await asyncio.gather(*(
-        store.commit_step(session(i), f"e{i}", [Command(action="answer", seq=1, decided_at=1.0)])
-        for i in range(300)
-    ))
+    await asyncio.gather(
+        *(
+            store.commit_step(
+                session(i), f"e{i}", [Command(action="answer", seq=1, decided_at=1.0)]
+            )
+            for i in range(300)
+        )
+    )
     await store.close()
     conn = sqlite3.connect(tmp_path / "db" / "collector.db")
     assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 300
@@ -52,12 +64,19 @@ async def test_a_failing_job_does_not_undo_the_others_in_its_group(tmp_path: Pat
         raise ValueError("boom")
 
     results = await asyncio.gather(
-        store.commit_step(session(1), "e1"), store.run(bad), store.commit_step(session(2), "e2"),
+        store.commit_step(session(1), "e1"),
+        store.run(bad),
+        store.commit_step(session(2), "e2"),
         return_exceptions=True,
     )
     assert isinstance(results[1], ValueError)
     assert await store.session("s1") is not None and await store.session("s2") is not None
-    assert await store.run(lambda c: c.execute("SELECT COUNT(*) FROM meta WHERE key='x'").fetchone()[0]) == 0
+    assert (
+        await store.run(
+            lambda c: c.execute("SELECT COUNT(*) FROM meta WHERE key='x'").fetchone()[0]
+        )
+        == 0
+    )
     await store.close()
 
 
@@ -76,12 +95,16 @@ async def test_submission_and_its_deliveries_are_written_together(tmp_path: Path
     """A finalizing step writes the submission and one pending delivery per sink."""
     store = await open_store(tmp_path)
     sub = {"submission_id": "sub-1", "form": "contact", "status": "completed", "data": {}}
-    await store.commit_step(session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"])
+    await store.commit_step(
+        session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"]
+    )
     due = await store.due_deliveries(now=10**10)
     assert sorted(r.sink for r in due) == ["a", "b"]
     assert all(r.submission == sub and r.key == "sub-1" for r in due)
     # a replay of the same step (crash before the ack) adds nothing
-    await store.commit_step(session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"])
+    await store.commit_step(
+        session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"]
+    )
     assert len(await store.due_deliveries(now=10**10)) == 2
     await store.close()
 
@@ -107,8 +130,12 @@ async def test_dead_deliveries_can_be_requeued_and_submissions_replayed(tmp_path
 async def test_prune_keeps_undelivered_submissions(tmp_path: Path) -> None:
     """Old finished sessions go, unless a delivery of theirs is still pending."""
     store = await open_store(tmp_path)
-    await store.commit_step(session(1, state=State.COMPLETED), "e1",
-                            submission={"submission_id": "x1", "form": "contact", "status": "completed"}, sinks=["a"])
+    await store.commit_step(
+        session(1, state=State.COMPLETED),
+        "e1",
+        submission={"submission_id": "x1", "form": "contact", "status": "completed"},
+        sinks=["a"],
+    )
     await store.commit_step(session(2, state=State.COMPLETED), "e2")
     removed = await store.prune(now=1000.0 + 40 * 86400, retention_days=30)
     assert removed == 1
