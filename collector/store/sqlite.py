@@ -10,10 +10,12 @@ that is not on disk. aiosqlite would give us the thread but not the grouping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +30,45 @@ T = TypeVar("T")
 _MAX_BATCH = 256
 
 
+@dataclass(slots=True)
+class _Rows:
+    """A step's writes as plain rows, so a whole group goes in one executemany per table."""
+
+    seen: list[tuple[Any, ...]] = field(default_factory=list)
+    sessions: list[tuple[Any, ...]] = field(default_factory=list)
+    commands: list[tuple[Any, ...]] = field(default_factory=list)
+    submissions: list[tuple[Any, ...]] = field(default_factory=list)
+    deliveries: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def extend(self, other: _Rows) -> None:
+        self.seen += other.seen
+        self.sessions += other.sessions
+        self.commands += other.commands
+        self.submissions += other.submissions
+        self.deliveries += other.deliveries
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        if self.seen:
+            conn.executemany(_INSERT_SEEN, self.seen)
+        if self.sessions:
+            conn.executemany(_UPSERT_SESSION, self.sessions)
+        if self.commands:
+            conn.executemany(_INSERT_COMMAND, self.commands)
+        if self.submissions:
+            conn.executemany(_INSERT_SUBMISSION, self.submissions)
+        if self.deliveries:
+            conn.executemany(_INSERT_DELIVERY, self.deliveries)
+
+
 class _Writer(threading.Thread):
+    """Owns the connection; commits whatever is waiting as one transaction.
+
+    The thread re-takes the GIL after every statement, and each time it may wait for the
+    event loop's thread to let go, so a group costs a handful of statements, not a handful
+    per job: row jobs are merged into one executemany per table; only the rarer closure
+    jobs run one by one, each in a savepoint. Results go back in one wake-up per group.
+    """
+
     def __init__(self, path: str) -> None:
         super().__init__(name="collector-sqlite", daemon=True)
         self.path = path
@@ -69,16 +109,31 @@ class _Writer(threading.Thread):
                     if not self.jobs and self.stopping:
                         return
                     batch = [self.jobs.popleft() for _ in range(min(len(self.jobs), _MAX_BATCH))]
-                self._run_batch(conn, batch)
+                _settle(self._run_batch(conn, batch))
         finally:
             conn.close()
 
     @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> None:
-        results: list[tuple[Any, Any, BaseException | None]] = []
+    def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> list[tuple[Any, Any, Any]]:
+        rows = [job for job in batch if isinstance(job[0], _Rows)]
+        calls = [job for job in batch if not isinstance(job[0], _Rows)]
+        results: list[tuple[Any, Any, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, resolve in batch:
+            if rows:
+                merged = _Rows()
+                for job, _ in rows:
+                    merged.extend(job)
+                try:
+                    conn.execute("SAVEPOINT rows")
+                    merged.write(conn)
+                    conn.execute("RELEASE rows")
+                    results += [(resolve, None, None) for _, resolve in rows]
+                except Exception:
+                    conn.execute("ROLLBACK TO rows")
+                    conn.execute("RELEASE rows")
+                    calls = [(job.write, resolve) for job, resolve in rows] + calls
+            for fn, resolve in calls:
                 conn.execute("SAVEPOINT job")
                 try:
                     value = fn(conn)
@@ -94,23 +149,27 @@ class _Writer(threading.Thread):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             results = [(resolve, None, exc) for _, resolve in batch]
-        for resolve, value, error in results:
-            resolve(value, error)
+        return results
 
 
-def _resolver(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> Callable[..., None]:
-    def settle(value: Any, error: BaseException | None) -> None:
+def _settle(results: list[tuple[Any, Any, Any]]) -> None:
+    """Hand each result to its waiting future, one wake-up per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
+    for (loop, fut), value, error in results:
+        by_loop.setdefault(loop, []).append((fut, value, error))
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle_in_loop, items)
+
+
+def _settle_in_loop(items: list[tuple[asyncio.Future[Any], Any, Any]]) -> None:
+    for fut, value, error in items:
         if fut.done():
-            return
+            continue
         if error is not None:
             fut.set_exception(error)
         else:
             fut.set_result(value)
-
-    def resolve(value: Any, error: BaseException | None) -> None:
-        loop.call_soon_threadsafe(settle, value, error)
-
-    return resolve
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
@@ -128,6 +187,21 @@ def _session_row(s: Session) -> tuple[Any, ...]:
     )
 
 
+_INSERT_SEEN = (
+    "INSERT OR IGNORE INTO seen_events (id, call_control_id, received_at) VALUES (?, ?, ?)"
+)
+_INSERT_COMMAND = (
+    "INSERT OR IGNORE INTO commands (session_id, call_control_id, seq, action, body,"
+    " command_id, decided_at, updated_at) VALUES (?,?,?,?,?,?,?,?)"
+)
+_INSERT_SUBMISSION = (
+    "INSERT OR IGNORE INTO submissions (id, session_id, form, status, body, created_at)"
+    " VALUES (?,?,?,?,?,?)"
+)
+_INSERT_DELIVERY = (
+    "INSERT OR IGNORE INTO deliveries (submission_id, sink, key, next_at, created_at,"
+    " updated_at) VALUES (?,?,?,?,?,?)"
+)
 _UPSERT_SESSION = """
 INSERT INTO sessions (id, call_control_id, form, state, started_at, updated_at, terminal,
                       deadline, deadline_kind, body)
@@ -164,11 +238,14 @@ class SqliteStore:
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) in the writer thread, inside a transaction, once it is durable."""
+        return await self._submit(fn)  # type: ignore[no-any-return]
+
+    async def _submit(self, job: Any) -> Any:
         if self._writer is None:
             raise RuntimeError("store is not open")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._writer.submit((fn, _resolver(loop, fut)))
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._writer.submit((job, (loop, fut)))
         return await fut
 
     # -- sessions and events --------------------------------------------------------
@@ -182,11 +259,14 @@ class SqliteStore:
         sinks: Iterable[str] = (),
     ) -> None:
         """Save one decision atomically: the event id, the session, its outbox rows."""
-        row = _session_row(session)
-        cmd_rows = [
+        rows = _Rows(sessions=[_session_row(session)])
+        ccid = session.call.call_control_id
+        if event_id is not None:
+            rows.seen.append((event_id, ccid, session.updated_at))
+        rows.commands = [
             (
                 session.id,
-                session.call.call_control_id,
+                ccid,
                 c.seq,
                 c.action,
                 orjson.dumps(c.body).decode(),
@@ -196,51 +276,21 @@ class SqliteStore:
             )
             for c in commands
         ]
-        sub_row = None
-        delivery_rows: list[tuple[Any, ...]] = []
         if submission is not None:
             sid = submission["submission_id"]
-            sub_row = (
-                sid,
-                session.id,
-                submission["form"],
-                submission["status"],
-                orjson.dumps(submission).decode(),
-                session.updated_at,
+            at = session.updated_at
+            rows.submissions.append(
+                (
+                    sid,
+                    session.id,
+                    submission["form"],
+                    submission["status"],
+                    orjson.dumps(submission).decode(),
+                    at,
+                )
             )
-            delivery_rows = [
-                (sid, name, sid, session.updated_at, session.updated_at, session.updated_at)
-                for name in sinks
-            ]
-        ccid = session.call.call_control_id
-
-        def work(conn: sqlite3.Connection) -> None:
-            if event_id is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO seen_events (id, call_control_id, received_at)"
-                    " VALUES (?, ?, ?)",
-                    (event_id, ccid, session.updated_at),
-                )
-            conn.execute(_UPSERT_SESSION, row)
-            if cmd_rows:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO commands (session_id, call_control_id, seq, action,"
-                    " body, command_id, decided_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                    cmd_rows,
-                )
-            if sub_row is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO submissions (id, session_id, form, status, body,"
-                    " created_at) VALUES (?,?,?,?,?,?)",
-                    sub_row,
-                )
-                conn.executemany(
-                    "INSERT OR IGNORE INTO deliveries (submission_id, sink, key, next_at,"
-                    " created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                    delivery_rows,
-                )
-
-        await self.run(work)
+            rows.deliveries = [(sid, name, sid, at, at, at) for name in sinks]
+        await self._submit(rows)
 
     async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
         """Record an event that reached no session; False if it was seen before."""

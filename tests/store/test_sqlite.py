@@ -153,3 +153,20 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     store = SqliteStore(path)
     with pytest.raises(RuntimeError, match="newer"):
         await store.open()
+
+
+async def test_a_bad_step_in_a_merged_group_fails_alone(tmp_path: Path) -> None:
+    """If the merged rows of a group fail, each step is retried alone: only the bad one fails."""
+    store = await open_store(tmp_path)
+    bad = {"submission_id": "x", "form": None, "status": "completed"}  # form is NOT NULL
+    results = await asyncio.gather(
+        *(store.commit_step(session(i), f"e{i}") for i in range(5)),
+        store.commit_step(session(99), "e99", submission=bad, sinks=["a"]),
+        *(store.commit_step(session(i), f"e{i}") for i in range(5, 10)),
+        return_exceptions=True,
+    )
+    assert [isinstance(r, sqlite3.IntegrityError) for r in results] == [False] * 5 + [True] + [False] * 5
+    for i in range(10):
+        assert await store.session(f"s{i}") is not None
+    assert await store.session("s99") is None  # the failed step left nothing behind
+    await store.close()
