@@ -30,7 +30,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check collector tests bench
 	$(BIN)/ruff format --check collector tests bench
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@command -v wrk >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+		else echo "bench: install wrk (Debian: apt-get install wrk)"; exit 1; fi; }
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:

@@ -22,6 +22,26 @@ from collector.errors import ConfigurationError
 log = structlog.get_logger("collector")
 
 
+def _run(coro: Any) -> Any:
+    """Run on uvloop (installed with uvicorn[standard]) when available: a cheaper loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper collections: the start-up objects are frozen out of every pass, and
+    the webhook path allocates many short-lived objects that die young anyway."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def _problems(exc: ConfigurationError) -> int:
     for line in exc.problems:
         print(line, file=sys.stderr)
@@ -31,7 +51,9 @@ def _problems(exc: ConfigurationError) -> int:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns TCP_NODELAY on only for sockets that say so, and
+    # without it each response (headers, then body) waits ~40 ms on a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
@@ -132,7 +154,8 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         url=runtime.self_url,
         webhook=f"{settings.public_url or runtime.self_url}/webhooks/telnyx",
     )
-    asyncio.run(_serve(runtime, sock))
+    _tune_gc()
+    _run(_serve(runtime, sock))
     return 0
 
 
@@ -243,7 +266,7 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         settings = load_settings(args.config, env)
         settings.sandbox_pace_seconds = min(settings.sandbox_pace_seconds, 0.01)
         settings.hangup_grace_seconds = min(settings.hangup_grace_seconds, 2.0)
-        code, submission, error = asyncio.run(
+        code, submission, error = _run(
             _simulate(settings, env, args.form, script, args.timeout)
         )
     except ConfigurationError as exc:
