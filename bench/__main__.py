@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {"collector"} if args.profile else set(args.only)
     caps = [RATE_CAPS[k] for k in ("collector", "seed", "floor") if k in wanted]
     lanes = scenarios.pool(max(caps), args.seconds) if caps else []
+    warm = scenarios.warm_up_pool()
     if lanes:
         _say(f"{sum(map(len, lanes)):,} events generated")
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         out = report.RESULTS / "profile.collapsed"
         _say(f"collector at full load under py-spy -> {out}")
         load = scenarios.collector_full_load(
-            budget("collector"), key, public_key, args.seconds, args.keep, profile=out
+            budget("collector"), warm, key, public_key, args.seconds, args.keep, profile=out
         )
         spots = profile.hot_spots(out)
         print(
@@ -99,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     if "collector" in wanted:
         _say("collector at full load (wrk)")
         full["collector"] = scenarios.collector_full_load(
-            budget("collector"), key, public_key, args.seconds, args.keep
+            budget("collector"), warm, key, public_key, args.seconds, args.keep
         )
     for kind in ("seed", "floor"):
         if kind in wanted:
             _say(f"{kind} at full load (wrk)")
             full[kind] = scenarios.baseline_full_load(
-                kind, budget(kind), key, public_key, args.seconds, args.keep
+                kind, budget(kind), warm, key, public_key, args.seconds, args.keep
             )
     if "collector" in full:
         rate = full["collector"]["events_per_s"]

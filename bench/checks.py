@@ -55,19 +55,33 @@ def wait_until_stable(read: Any, target: int, timeout: float = 30.0, quiet: floa
     return int(value)
 
 
-def account(acked: Iterable[Event], api_url: str, jsonl: Path) -> dict[str, Any]:
-    """Wait for the outbox and the sink to drain, then compare with what was acknowledged."""
+def post(url: str) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as r:
+        return json.loads(r.read())
+
+
+def account(
+    acked: Iterable[Event], api_url: str, jsonl: Path, ignore: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Wait for the outbox and the sink to drain, then compare with what was acknowledged.
+
+    Submissions of the calls in `ignore` (the warm-up's) are not counted.
+    """
+
+    def lines() -> list[dict[str, Any]]:
+        return [x for x in jsonl_lines(jsonl) if x["call"]["call_control_id"] not in ignore]
+
     acked = list(acked)
     trigger_of = {v: k for k, v in TRIGGERS.items()}
     expected = {(ev.ccid, trigger_of[ev.type]) for ev in acked if ev.type in trigger_of}
     want_subs = {ev.ccid for ev in acked if ev.type == "call.ai_gather.ended"}
     completed = {ev.ccid for ev in acked if ev.last}
     wait_until_stable(lambda: get_json(f"{api_url}/stats")["total"], len(expected))
-    wait_until_stable(lambda: len(jsonl_lines(jsonl)), len(want_subs))
+    wait_until_stable(lambda: len(lines()), len(want_subs))
     records = get_json(f"{api_url}/commands")
     seen = {(r["ccid"], r["action"]) for r in records}
-    lines = jsonl_lines(jsonl)
-    sub_calls = Counter(x["call"]["call_control_id"] for x in lines)
+    delivered = lines()
+    sub_calls = Counter(x["call"]["call_control_id"] for x in delivered)
     stats = get_json(f"{api_url}/stats")
     return {
         "commands_expected": len(expected),
@@ -77,11 +91,11 @@ def account(acked: Iterable[Event], api_url: str, jsonl: Path) -> dict[str, Any]
         "commands_repeated_ids": stats["repeated_command_ids"],
         "calls_completed": len(completed),
         "submissions_expected": len(want_subs),
-        "submissions_delivered": len(lines),
-        "submissions_unique": len({x["submission_id"] for x in lines}),
+        "submissions_delivered": len(delivered),
+        "submissions_unique": len({x["submission_id"] for x in delivered}),
         "submissions_missing": len(want_subs - set(sub_calls)),
         "submissions_duplicated": sum(n - 1 for n in sub_calls.values()),
-        "statuses": dict(Counter(x["status"] for x in lines)),
+        "statuses": dict(Counter(x["status"] for x in delivered)),
     }
 
 

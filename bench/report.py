@@ -16,6 +16,7 @@ TARGET_SEED_RATIO = 3.0
 TARGET_ACK_P99_MS = 50.0
 TARGET_COMMAND_P99_MS = 100.0
 TARGET_RSS_MB = 300.0
+DISTURBED_PCT = 5.0  # CPU other processes may use on the server's core before we say so
 
 
 def machine() -> dict[str, Any]:
@@ -56,7 +57,7 @@ def _load_rows(results: dict[str, Any]) -> list[str]:
         "floor": "floor (Starlette verify + parse)",
     }
     cols = f"{'events/s':>10}{'ack p50':>11}{'ack p99':>11}{'non-2xx':>9}{'peak RSS':>10}"
-    rows = [f"  {'server':<38}{cols}"]
+    rows = [f"  {'server':<38}{cols}{'CPU':>6}{'others':>8}"]
     for key, label in names.items():
         r = results["full_load"].get(key)
         if r is None:
@@ -64,9 +65,22 @@ def _load_rows(results: dict[str, Any]) -> list[str]:
         rows.append(
             f"  {label:<38}{_n(r['events_per_s']):>10}{_ms(r['ack_ms']['50']):>11}"
             f"{_ms(r['ack_ms']['99']):>11}{r['non_2xx'] + sum(r['socket_errors'].values()):>9}"
-            f"{_n(r['peak_rss_mb']):>7} MB"
+            f"{_n(r['peak_rss_mb']):>7} MB{_n(r['server_cpu_pct']):>5}%"
+            f"{_n(r['others_on_core0_pct']):>7}%"
         )
     return rows
+
+
+def _disturbed(results: dict[str, Any]) -> list[str]:
+    """Passes during which other processes used core 0 noticeably."""
+    passes = {f"full load {k}": v for k, v in results["full_load"].items()}
+    passes.update({k: results[k] for k in ("paced",) if k in results})
+    busy = {k: v["others_on_core0_pct"] for k, v in passes.items()}
+    busy = {k: v for k, v in busy.items() if v is not None and v > DISTURBED_PCT}
+    if not busy:
+        return []
+    which = ", ".join(f"{k} {v:.0f}%" for k, v in busy.items())
+    return [f"  note: other processes used core 0 during: {which}; those numbers are low"]
 
 
 def _deliveries(r: dict[str, Any]) -> str:
@@ -144,7 +158,8 @@ def render(results: dict[str, Any]) -> str:
         "load generators and fake Telnyx on core 1",
         "",
         f"Full load: wrk, 16 connections, pre-signed events, each call's events in order "
-        f"(up to {results['settings']['seconds']:.0f} s each)",
+        f"(up to {results['settings']['seconds']:.0f} s each; CPU: the server's, "
+        "others: other processes on core 0)",
         *_load_rows(results),
     ]
     ratios = results.get("ratios", {})
@@ -161,7 +176,8 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"Rate-limited: {paced['target_rate']:.0f} events/s from the Python sender "
-            f"(achieved {paced['events_per_s']:,.0f}/s, {paced['events']:,} events)",
+            f"(achieved {paced['events_per_s']:,.0f}/s, {paced['events']:,} events, "
+            f"server CPU {paced['server_cpu_pct']:.0f}%)",
             f"  ack p50 {_ms(paced['ack_ms']['p50_ms'])}, p99 {_ms(paced['ack_ms']['p99_ms'])}; "
             f"webhook-in to command-out p50 {_ms(c['p50_ms'])}, p99 {_ms(c['p99_ms'])}, "
             f"max {_ms(c['max_ms'])} ({c['samples']:,} commands)",
@@ -185,7 +201,8 @@ def render(results: dict[str, Any]) -> str:
             f"{_ms(c['p50_ms'])}, p99 {_ms(c['p99_ms'])}",
             "  " + _deliveries(conc),
         ]
-    lines += ["", "Targets"]
+    notes = _disturbed(results)
+    lines += ["", *notes, *([""] if notes else []), "Targets"]
     for name, passed, value in targets(results):
         lines.append(f"  [{_ok(passed)}] {name}: {value}")
     return "\n".join(lines)

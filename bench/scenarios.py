@@ -6,6 +6,7 @@ Every scenario starts its own processes in a fresh folder and stops them (SIGTER
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from bench.wrk import WrkResult, run_wrk
 
 LANES = 16  # wrk threads = connections
 WINDOW = 8  # calls in flight per lane
+WARM_UP_CALLS = 3 * LANES  # replayed to each server before its measured pass
 
 
 @contextmanager
@@ -32,7 +34,7 @@ def workdir(name: str, keep: bool) -> Iterator[Path]:
         yield path
     finally:
         if not keep:
-            subprocess.run(["rm", "-rf", str(path)], check=False)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def pool(rate_cap: float, seconds: float) -> list[list[Event]]:
@@ -40,6 +42,16 @@ def pool(rate_cap: float, seconds: float) -> list[list[Event]]:
     calls = math.ceil(rate_cap * seconds / EVENTS_PER_CALL)
     calls = LANES * math.ceil(calls / LANES)
     return make_lanes(calls, LANES, WINDOW)
+
+
+def warm_up_pool() -> list[list[Event]]:
+    return make_lanes(WARM_UP_CALLS, LANES, WINDOW)
+
+
+def _warm_up(url: str, warm: list[list[Event]], key: SigningKey, folder: Path) -> None:
+    r = run_wrk(url, warm, key, folder, 60)
+    if r.failed or not r.exhausted:
+        raise RuntimeError(f"warm-up failed: {r.failed} non-2xx, {r.errors}")
 
 
 def prefix(lanes: list[list[Event]], events: int) -> list[list[Event]]:
@@ -67,6 +79,7 @@ def _acked(lanes: list[list[Event]], r: WrkResult) -> Iterator[Event]:
 
 def collector_full_load(
     lanes: list[list[Event]],
+    warm: list[list[Event]],
     key: SigningKey,
     public_key: str,
     seconds: float,
@@ -78,49 +91,39 @@ def collector_full_load(
         servers.fake_api(d) as api,
         servers.collector(d, public_key, api.url) as srv,
     ):
+        url = f"{srv.url}/webhooks/telnyx"
+        _warm_up(url, warm, key, d / "warm-up")
+        warm_calls = frozenset(ev.ccid for lane in warm for ev in lane)
+        checks.account((ev for lane in warm for ev in lane), api.url, d / "results.jsonl")
+        checks.post(f"{api.url}/reset")
         spy = _start_py_spy(srv, profile, seconds) if profile else None
-        r = run_wrk(f"{srv.url}/webhooks/telnyx", lanes, key, d / "requests", seconds)
+        meter = servers.CpuMeter(srv)
+        r = run_wrk(url, lanes, key, d / "requests", seconds, meter)
         if spy is not None:
             spy.wait()
-        result = _wrk_row(r)
-        result.update(checks.account(_acked(lanes, r), api.url, d / "results.jsonl"))
+        result = {**_wrk_row(r), **meter.as_dict()}
+        jsonl = d / "results.jsonl"
+        result.update(checks.account(_acked(lanes, r), api.url, jsonl, ignore=warm_calls))
         result["peak_rss_mb"] = srv.peak_rss_mb()
         return result
 
 
 def _start_py_spy(srv: servers.Process, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy on core 1: 100 samples/s, by function, per thread, idle samples left out."""
     assert srv.proc is not None
     spy = str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    duration = max(5, int(seconds) - 4)
+    options = ["--format", "raw", "--function", "--threads", "-r", "100", "-d", str(int(seconds))]
+    argv = ["taskset", "-c", servers.LOAD_CORE, spy, "record", "--pid", str(srv.proc.pid)]
     return subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            servers.LOAD_CORE,
-            spy,
-            "record",
-            "--pid",
-            str(srv.proc.pid),
-            "--format",
-            "raw",
-            "--function",
-            "--nonblocking",
-            "-r",
-            "200",
-            "-d",
-            str(duration),
-            "-o",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*argv, *options, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 
 def baseline_full_load(
     kind: str,
     lanes: list[list[Event]],
+    warm: list[list[Event]],
     key: SigningKey,
     public_key: str,
     seconds: float,
@@ -130,8 +133,11 @@ def baseline_full_load(
     with workdir(kind, keep) as d:
         make = servers.seed if kind == "seed" else servers.floor
         with make(d, public_key) as srv:
-            r = run_wrk(f"{srv.url}/webhooks/telnyx", lanes, key, d / "requests", seconds)
-            result = _wrk_row(r)
+            url = f"{srv.url}/webhooks/telnyx"
+            _warm_up(url, warm, key, d / "warm-up")
+            meter = servers.CpuMeter(srv)
+            r = run_wrk(url, lanes, key, d / "requests", seconds, meter)
+            result = {**_wrk_row(r), **meter.as_dict()}
             result["peak_rss_mb"] = srv.peak_rss_mb()
             return result
 
@@ -147,7 +153,10 @@ def paced(
         servers.fake_api(d) as api,
         servers.collector(d, public_key, api.url) as srv,
     ):
+        meter = servers.CpuMeter(srv)
+        meter.start()
         sent = send(f"{srv.url}/webhooks/telnyx", events, key, rate=rate, concurrency=64)
+        meter.stop()
         took = max(x.acked_at for x in sent) - min(x.sent_at for x in sent)
         result: dict[str, Any] = {
             "target_rate": rate,
@@ -155,6 +164,7 @@ def paced(
             "events": sum(s.ok for s in sent),
             "non_2xx": sum(not s.ok for s in sent),
             "ack_ms": checks.ack_latency(sent),
+            **meter.as_dict(),
         }
         result.update(checks.account((s.event for s in sent if s.ok), api.url, d / "results.jsonl"))
         result["command_ms"] = checks.command_latency(sent, api.url)

@@ -50,6 +50,39 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _core_ticks(core: str) -> tuple[int, int]:
+    """(busy, total) clock ticks of one core so far, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(x) for x in line.split()[1:]]
+            idle = ticks[3] + ticks[4]  # idle + iowait
+            return sum(ticks) - idle, sum(ticks)
+    return 0, 0
+
+
+class CpuMeter:
+    """The server's CPU use during a pass, and what else ran on its core meanwhile."""
+
+    def __init__(self, server: Process) -> None:
+        self.server = server
+        self.server_pct = self.others_pct = float("nan")
+        self._start: tuple[float, float, tuple[int, int]] | None = None
+
+    def start(self) -> None:
+        self._start = (time.monotonic(), self.server.cpu_seconds(), _core_ticks(SERVER_CORE))
+
+    def stop(self) -> None:
+        assert self._start is not None
+        wall0, cpu0, (busy0, total0) = self._start
+        busy1, total1 = _core_ticks(SERVER_CORE)
+        self.server_pct = 100 * (self.server.cpu_seconds() - cpu0) / (time.monotonic() - wall0)
+        core_pct = 100 * (busy1 - busy0) / max(1, total1 - total0)
+        self.others_pct = max(0.0, core_pct - self.server_pct)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"server_cpu_pct": self.server_pct, "others_on_core0_pct": self.others_pct}
+
+
 @dataclass
 class Process:
     """A child process with a log file and a health URL."""

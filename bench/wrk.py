@@ -19,7 +19,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from bench.events import Event, write_lane_files
-from bench.servers import LOAD_CORE
+from bench.servers import LOAD_CORE, CpuMeter
 
 SCRIPT = Path(__file__).resolve().parent / "replay.lua"
 
@@ -48,7 +48,12 @@ def wrk_binary() -> str:
 
 
 def run_wrk(
-    url: str, lanes: list[list[Event]], key: SigningKey, folder: Path, max_seconds: float
+    url: str,
+    lanes: list[list[Event]],
+    key: SigningKey,
+    folder: Path,
+    max_seconds: float,
+    meter: CpuMeter | None = None,
 ) -> WrkResult:
     """Sign the lanes now, replay them against `url`, and read wrk's results."""
     if folder.exists():
@@ -56,31 +61,23 @@ def run_wrk(
     host = url.split("//", 1)[1]
     write_lane_files(lanes, key, host, folder)
     n = len(lanes)
-    argv = [
-        "taskset",
-        "-c",
-        LOAD_CORE,
-        wrk_binary(),
-        f"-t{n}",
-        f"-c{n}",
-        f"-d{int(max_seconds) + 5}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(SCRIPT),
-        url,
-    ]
+    wrk = [wrk_binary(), f"-t{n}", f"-c{n}", f"-d{int(max_seconds) + 5}s", "--timeout", "10s"]
+    argv = ["taskset", "-c", LOAD_CORE, *wrk, "-s", str(SCRIPT), url]
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={"BENCH_DIR": str(folder), "PATH": "/usr/bin:/bin"},
     )
+    if meter is not None:
+        meter.start()
     deadline = time.monotonic() + max_seconds
     while proc.poll() is None and time.monotonic() < deadline:
         if len(list(folder.glob("done-*"))) >= n:
             break
         time.sleep(0.05)
+    if meter is not None:
+        meter.stop()
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=60)[0].decode(errors="replace")

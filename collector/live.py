@@ -24,6 +24,7 @@ fills up (a slow client) catches up from the ring buffer instead of losing event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import OrderedDict, deque
@@ -322,7 +323,5 @@ class Hub:
         """End every stream (server shutdown)."""
         for sub in list(self._subscribers):
             self.unsubscribe(sub)
-            try:
+            with contextlib.suppress(asyncio.QueueFull):
                 sub.queue.put_nowait(LiveEvent(-1, "", "", ""))
-            except asyncio.QueueFull:
-                pass

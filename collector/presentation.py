@@ -102,9 +102,9 @@ class Masker:
                 values.append((name, session.partial[name]))
         pending: int | None = None
         gather = session.gather
-        if gather is not None and gather.kind == "ai" and not session.terminal:
-            if any(n in names and n not in session.partial for n in gather.fields):
-                pending = gather.attempt
+        live_ai = gather is not None and gather.kind == "ai" and not session.terminal
+        if live_ai and any(n in names and n not in session.partial for n in gather.fields):
+            pending = gather.attempt
         return cls.build(names, values, schemas, pending)
 
     @classmethod
@@ -180,9 +180,9 @@ class Masker:
             return masked
         if masked != content:
             return SENSITIVE_LINE
-        if self.pending_attempt is not None and attempt == self.pending_attempt:
-            if _DIGIT.search(content):
-                return SENSITIVE_LINE
+        pending = self.pending_attempt is not None and attempt == self.pending_attempt
+        if pending and _DIGIT.search(content):
+            return SENSITIVE_LINE
         return content
 
     def deep(self, value: Any) -> Any:
@@ -325,8 +325,10 @@ def field_views(session: Session, form: Form | None, masker: Masker) -> dict[str
             view["status"] = "invalid"
         elif name in asking:
             view["status"] = "asking"
+        elif not session.terminal:
+            view["status"] = "waiting"
         else:
-            view["status"] = "waiting" if not session.terminal else "missing"
+            view["status"] = "missing" if view["required"] else "skipped"
         out[name] = view
     return out
 
@@ -402,9 +404,7 @@ def session_detail(
         "errors": masker.deep([dict(e) for e in session.errors]),
         "transcript": transcript_view(session, masker),
         "notes": [{**masker.deep(n), "at": iso(n.get("at"))} for n in session.notes],
-        "conversation": [
-            {**masker.deep(c), "at": iso(c.get("at"))} for c in session.conversation
-        ],
+        "conversation": [{**masker.deep(c), "at": iso(c.get("at"))} for c in session.conversation],
         "deadline": {"kind": session.deadline_kind, "at": iso(session.deadline)}
         if session.deadline is not None
         else None,

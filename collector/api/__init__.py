@@ -92,7 +92,9 @@ def parse_since(value: str) -> float:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    # Times are shown rounded to the microsecond: a `started_at` copied from this API must
+    # still include its own session, so the bound is inclusive at that resolution.
+    return parsed.timestamp() - 1e-6
 
 
 def parse_limit(value: str | None) -> int:
@@ -100,7 +102,9 @@ def parse_limit(value: str | None) -> int:
         return DEFAULT_LIMIT
     text = value.strip()
     if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"limit: expected an integer from 1 to {MAX_LIMIT}")
+        raise ApiError(
+            400, "invalid_parameter", f"limit: expected an integer from 1 to {MAX_LIMIT}"
+        )
     return int(text)
 
 
@@ -134,14 +138,15 @@ def parse_last_event_id(value: str | None) -> int | None:
 async def read_json(request: Request, *, required: bool) -> Any:
     """The JSON body (None when empty and not required); 400 when it is not JSON."""
     declared = request.headers.get("content-length")
+    too_large = ApiError(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
+        raise too_large
     body = b""
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                raise ApiError(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
+                raise too_large
     except ClientDisconnect:
         raise ApiError(400, "bad_request", "the client went away") from None
     if not body.strip():
@@ -238,13 +243,17 @@ def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
             given = body.get("reason")
             if given is not None:
                 if not isinstance(given, str) or len(given) > 200:
-                    raise ApiError(422, "invalid_body", "reason: a string of at most 200 characters")
+                    raise ApiError(
+                        422, "invalid_body", "reason: a string of at most 200 characters"
+                    )
                 reason = given.strip() or reason
         if session.terminal:
             raise ApiError(409, "already_finished", f"the session is already {session.state.value}")
         ccid = session.call.call_control_id
         await runtime.engine.handle(
-            E.Cancel(id=f"~cancel:{uuid.uuid4()}", call_control_id=ccid, at=time.time(), reason=reason)
+            E.Cancel(
+                id=f"~cancel:{uuid.uuid4()}", call_control_id=ccid, at=time.time(), reason=reason
+            )
         )
         log.info("session_cancelled", session_id=session.id, call_control_id=ccid)
         return json_response(await detail(await load(session.id)), 202)
@@ -329,7 +338,7 @@ def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
             Route("/simulate", handler(simulate), methods=["POST"]),
         ]
     )
-    document = openapi_document(sandbox=runtime.sandbox is not None)
+    document = openapi_document(list(forms))
 
     async def openapi(request: Request) -> Response:
         return json_response(document)

@@ -52,7 +52,10 @@ _SCHEMAS: dict[str, Any] = {
             "call_control_id": {"type": "string"},
             "from": {"type": "string"},
             "to": {"type": "string"},
-            "direction": {"type": "string", "description": "as Telnyx says it: incoming / outgoing"},
+            "direction": {
+                "type": "string",
+                "description": "as Telnyx says it: incoming / outgoing",
+            },
             "call_session_id": _STR_OR_NULL,
             "call_leg_id": _STR_OR_NULL,
             "alive": {"type": "boolean"},
@@ -62,8 +65,14 @@ _SCHEMAS: dict[str, Any] = {
     "SessionSummary": {
         "type": "object",
         "required": [
-            "id", "form", "state", "call", "started_at", "updated_at",
-            "fields_filled", "fields_total",
+            "id",
+            "form",
+            "state",
+            "call",
+            "started_at",
+            "updated_at",
+            "fields_filled",
+            "fields_total",
         ],
         "properties": {
             "id": {"type": "string"},
@@ -113,7 +122,7 @@ _SCHEMAS: dict[str, Any] = {
             "errors": {"type": "array", "items": {"type": "string"}},
             "status": {
                 "type": "string",
-                "enum": ["valid", "hearing", "invalid", "asking", "waiting", "missing"],
+                "enum": ["valid", "hearing", "invalid", "asking", "waiting", "missing", "skipped"],
             },
         },
     },
@@ -170,8 +179,15 @@ _SCHEMAS: dict[str, Any] = {
             {
                 "type": "object",
                 "required": [
-                    "gather", "partial", "fields", "errors", "transcript", "notes",
-                    "conversation", "submission", "deliveries",
+                    "gather",
+                    "partial",
+                    "fields",
+                    "errors",
+                    "transcript",
+                    "notes",
+                    "conversation",
+                    "submission",
+                    "deliveries",
                 ],
                 "properties": {
                     "form_title": _STR_OR_NULL,
@@ -305,9 +321,17 @@ _LAST_EVENT_ID = [
 ]
 
 
-def openapi_document(sandbox: bool = True) -> dict[str, Any]:
-    """The document served at /openapi.json."""
-    del sandbox  # the same document in both modes: /api/simulate answers 409 when live
+def openapi_document(form_ids: list[str] | None = None) -> dict[str, Any]:
+    """The document served at /openapi.json; `form_ids` give its examples real values.
+
+    The document is the same in both modes: /api/simulate answers 409 when live.
+    """
+    example = (form_ids or ["intake"])[0]
+    form_id = {**_ID, "examples": {"form": {"value": example}}}
+    simulate_body = {
+        "schema": _ref("SimulateRequest"),
+        "examples": {"examples": {"value": {"form": example}}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -316,7 +340,7 @@ def openapi_document(sandbox: bool = True) -> dict[str, Any]:
             "description": (
                 "Watch and steer phone-call form sessions. Authenticate with"
                 " `Authorization: Bearer <COLLECTOR_ADMIN_TOKEN>` (or the dashboard's cookie)."
-                " Errors are `{\"error\": {\"code\", \"message\"}}`. Fields marked sensitive"
+                ' Errors are `{"error": {"code", "message"}}`. Fields marked sensitive'
                 " in a form are masked (•••) everywhere in this API."
             ),
         },
@@ -346,7 +370,7 @@ def openapi_document(sandbox: bool = True) -> dict[str, Any]:
                 "get": {
                     "operationId": "getForm",
                     "summary": "One form: version and the exact gather parameters",
-                    "parameters": [_ID],
+                    "parameters": [form_id],
                     "responses": {
                         "200": _json(_ref("FormDetail"), "The form"),
                         "401": _UNAUTHORIZED,
@@ -365,12 +389,19 @@ def openapi_document(sandbox: bool = True) -> dict[str, Any]:
                             "required": False,
                             "schema": {"type": "string", "enum": list(STATES)},
                         },
-                        {"name": "form", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {
+                            "name": "form",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
                         {
                             "name": "since",
                             "in": "query",
                             "required": False,
-                            "description": "started at or after: ISO 8601, or seconds since the epoch",
+                            "description": (
+                                "started at or after: ISO 8601, or seconds since the epoch"
+                            ),
                             "schema": {
                                 "anyOf": [
                                     {"type": "string", "format": "date-time"},
@@ -382,7 +413,12 @@ def openapi_document(sandbox: bool = True) -> dict[str, Any]:
                             "name": "limit",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 200,
+                                "default": 50,
+                            },
                         },
                         {
                             "name": "cursor",
@@ -463,7 +499,7 @@ def openapi_document(sandbox: bool = True) -> dict[str, Any]:
                     "summary": "Place a simulated call (sandbox mode only)",
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": _ref("SimulateRequest")}},
+                        "content": {"application/json": simulate_body},
                     },
                     "responses": {
                         "202": _json(_ref("SimulateResponse"), "The call is ringing"),

@@ -162,8 +162,10 @@ def dashboard_routes(runtime: Runtime, auth: Auth) -> list[BaseRoute]:
         session_id = request.path_params["id"]
         view = await call_view(session_id)
         if view is None:
-            return not_found("There is no call with this id (finished calls are purged after"
-                             " the retention period).")
+            return not_found(
+                "There is no call with this id (finished calls are purged after"
+                " the retention period)."
+            )
         sid = R.e(view["id"])
         content = R.page(
             "call.html",

@@ -42,6 +42,7 @@ FIELD_STATUS = {
     "asking": "asking",
     "waiting": "waiting",
     "missing": "missing",
+    "skipped": "not given",
 }
 
 
@@ -132,8 +133,9 @@ def calls_table(
         direction = "→" if call["direction"] == "incoming" else "←"
         rows.append(
             f'<tr data-key="{e(s["id"])}" data-sig="{e(s["state"])}:{filled}">'
-            f'<td>{badge(s["state"])}</td>'
-            f'<td><a class="rowlink" href="/calls/{e(s["id"])}">{e(s["form"] or "(no form)")}</a></td>'
+            f"<td>{badge(s['state'])}</td>"
+            f'<td><a class="rowlink" href="/calls/{e(s["id"])}">'
+            f"{e(s['form'] or '(no form)')}</a></td>"
             f'<td class="mono">{e(who)} <span class="muted">{direction} {e(call["to"])}</span></td>'
             f'<td><meter min="0" max="{max(total, 1)}" value="{filled}"></meter>'
             f' <span class="count">{filled}/{total}</span></td>'
@@ -162,8 +164,10 @@ def filter_bar(filters: dict[str, str], form_ids: list[str]) -> str:
 
     return (
         '<form class="filters" method="get" action="/">'
-        f'<label>State <select name="state">{options(list(STATES), filters.get("state", ""), "any")}</select></label>'
-        f'<label>Form <select name="form">{options(form_ids, filters.get("form", ""), "any")}</select></label>'
+        f'<label>State <select name="state">'
+        f"{options(list(STATES), filters.get('state', ''), 'any')}</select></label>"
+        f'<label>Form <select name="form">'
+        f"{options(form_ids, filters.get('form', ''), 'any')}</select></label>"
         '<button type="submit" class="secondary">Filter</button>'
         "</form>"
     )
@@ -180,7 +184,7 @@ def simulate_card(forms: list[dict[str, Any]]) -> str:
         " built-in Telnyx simulator. Without answers it gives each field's example.</p>"
         '<form id="simulate-form" autocomplete="off">'
         f'<label>Form <select name="form" id="simulate-form-id">{opts}</select></label>'
-        '<label class="grow">Answers <span class="muted">(optional JSON)</span>'
+        '<label class="grow"><span>Answers <span class="muted">(optional JSON)</span></span>'
         '<textarea name="answers" id="simulate-answers" rows="2" spellcheck="false"'
         ' placeholder=\'{"email": "maria@example.com"}\'></textarea></label>'
         '<button type="submit" id="simulate-button">Place a simulated call</button>'
@@ -213,7 +217,8 @@ def _field_row(name: str, f: dict[str, Any]) -> str:
     attempts = f.get("attempts") or 0
     if attempts:
         limit = f.get("max_attempts")
-        meta.append(f"asked {attempts}×" + (f" of {limit}" if limit else ""))
+        times = f"asked {attempts} time{'s' if attempts != 1 else ''}"
+        meta.append(times + (f" of {limit}" if limit else ""))
     problems = "".join(f"<li>{e(p)}</li>" for p in f.get("problems") or [])
     history = f.get("errors") or []
     past = ""
@@ -255,7 +260,8 @@ def _transcript(lines: list[dict[str, Any]], live: bool) -> str:
         who = {"assistant": "AI", "user": "Caller"}.get(role, role)
         masked = " masked" if line["content"].startswith("•••") else ""
         out.append(
-            f'<li class="msg msg-{e(role)}{masked}" data-key="line-{i}" data-sig="{e(hash(line["content"]))}">'
+            f'<li class="msg msg-{e(role)}{masked}" data-key="line-{i}"'
+            f' data-sig="{e(hash(line["content"]))}">'
             f'<span class="who">{e(who)}</span><p>{e(line["content"])}</p></li>'
         )
     return f'<ol class="transcript">{"".join(out)}</ol>'
@@ -274,16 +280,16 @@ def _deliveries(view: dict[str, Any]) -> str:
             f'<tr data-key="sink-{e(d["sink"])}" data-sig="{e(d["state"])}:{d["attempts"]}">'
             f'<td class="mono">{e(d["sink"])}</td>'
             f'<td><span class="badge delivery-{e(d["state"])}">{e(d["state"])}</span></td>'
-            f'<td>{d["attempts"]}</td><td>{err}</td><td>{rel_time(d["delivered_at"])}</td></tr>'
+            f"<td>{d['attempts']}</td><td>{err}</td><td>{rel_time(d['delivered_at'])}</td></tr>"
         )
     table = (
         '<table class="deliveries"><thead><tr><th>Sink</th><th>State</th><th>Attempts</th>'
-        f'<th>Last error</th><th>Delivered</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f"<th>Last error</th><th>Delivered</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         if rows
         else '<p class="muted">No sink takes this submission.</p>'
     )
     errors = "".join(
-        f'<li><code>{e(x.get("pointer"))}</code> {e(x.get("message"))}</li>' for x in sub["errors"]
+        f"<li><code>{e(x.get('pointer'))}</code> {e(x.get('message'))}</li>" for x in sub["errors"]
     )
     return (
         f'<p class="sub-status">Submission {badge(sub["status"])} '
@@ -303,7 +309,7 @@ def call_panels(view: dict[str, Any]) -> str:
         asking = ", ".join(view["fields"].get(n, {}).get("title", n) for n in gather["fields"])
         now = (
             f'<p class="now"><span class="pulse" aria-hidden="true"></span>'
-            f'{e(kinds.get(gather["kind"], gather["kind"]))} #{gather["attempt"]}'
+            f"{e(kinds.get(gather['kind'], gather['kind']))} #{gather['attempt']}"
             + (f" asking for {e(asking)}" if asking else "")
             + "</p>"
         )
@@ -313,28 +319,32 @@ def call_panels(view: dict[str, Any]) -> str:
         now = ""
     fields = "".join(_field_row(n, f) for n, f in view["fields"].items())
     errors = "".join(
-        f'<li><code>{e(x.get("pointer"))}</code> {e(x.get("message"))}</li>'
+        f"<li><code>{e(x.get('pointer'))}</code> {e(x.get('message'))}</li>"
         for x in view.get("errors") or []
     )
     notes = "".join(
-        f'<li><span class="mono">{e(n.get("kind"))}</span> {e(n.get("reason") or n.get("detail") or "")}'
+        f'<li><span class="mono">{e(n.get("kind"))}</span>'
+        f" {e(n.get('reason') or n.get('detail') or '')}"
         f' <span class="muted">{rel_time(n.get("at"))}</span></li>'
         for n in view["notes"]
     )
     cancel = (
-        f'<button type="button" class="danger" id="cancel-button" data-cancel-url="/api/sessions/{e(view["id"])}/cancel">'
+        '<button type="button" class="danger" id="cancel-button"'
+        f' data-cancel-url="/api/sessions/{e(view["id"])}/cancel">'
         "Cancel this call</button>"
         if live
         else ""
     )
     header = (
         '<header class="call-head">'
-        f'<div><h1>{e(view.get("form_title") or view["form"] or "Call")}</h1>'
+        f"<div><h1>{e(view.get('form_title') or view['form'] or 'Call')}</h1>"
         f'<p class="muted mono">{e(call["from"] or "unknown")} → {e(call["to"])}'
-        f' · {e(call["direction"])} · started {rel_time(view["started_at"])}'
-        f' · <span data-duration>{e(duration(view["started_at"], view["ended_at"]))}</span></p></div>'
+        f" · {e(call['direction'])} · started {rel_time(view['started_at'])}"
+        f" · <span data-duration>{e(duration(view['started_at'], view['ended_at']))}</span>"
+        "</p></div>"
         f'<div class="head-side">{badge(view["state"])}'
-        f'<span class="count big">{view["fields_filled"]}/{view["fields_total"]} fields</span></div>'
+        f'<span class="count big">{view["fields_filled"]}/{view["fields_total"]} fields</span>'
+        "</div>"
         "</header>"
     )
     left = (
@@ -349,14 +359,23 @@ def call_panels(view: dict[str, Any]) -> str:
     details = [
         ("Session", f'<span class="mono">{e(view["id"])}</span>'),
         ("Call control id", f'<span class="mono small">{e(call["call_control_id"])}</span>'),
-        ("Form", f'{e(view["form"])} <span class="muted mono">{e(view.get("form_version") or "")}</span>'),
+        (
+            "Form",
+            f"{e(view['form'])}"
+            f' <span class="muted mono">{e(view.get("form_version") or "")}</span>',
+        ),
         ("AI gathers", e(view["attempts"])),
-        ("Call", "connected" if call.get("alive") else e(call.get("hangup_cause") or "ended")),
+        (
+            "Call",
+            "connected"
+            if call.get("alive")
+            else "hung up" + (f" ({e(call['hangup_cause'])})" if call.get("hangup_cause") else ""),
+        ),
         ("Last update", rel_time(view["updated_at"])),
     ]
     right = (
         '<section class="card"><h2>Transcript</h2>'
-        f'{_transcript(view["transcript"], live)}</section>'
+        f"{_transcript(view['transcript'], live)}</section>"
         '<section class="card"><h2>Call</h2><dl class="details">'
         + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in details)
         + "</dl>"
@@ -366,6 +385,8 @@ def call_panels(view: dict[str, Any]) -> str:
         "</section>"
     )
     return (
-        f'<div class="call" data-state="{e(view["state"])}" data-terminal="{str(view["terminal"]).lower()}">'
-        f'{header}<div class="columns"><div class="col">{left}</div><div class="col">{right}</div></div></div>'
+        f'<div class="call" data-state="{e(view["state"])}"'
+        f' data-terminal="{str(view["terminal"]).lower()}">{header}'
+        f'<div class="columns"><div class="col">{left}</div><div class="col">{right}</div></div>'
+        "</div>"
     )

@@ -69,9 +69,10 @@ class _Writer(threading.Thread):
     jobs run one by one, each in a savepoint. Results go back in one wake-up per group.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str) -> None:
         super().__init__(name="collector-sqlite", daemon=True)
         self.path = path
+        self.synchronous = synchronous
         self.jobs: deque[Any] = deque()
         self.cond = threading.Condition()
         self.ready = threading.Event()
@@ -92,7 +93,7 @@ class _Writer(threading.Thread):
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA foreign_keys=ON")
             migrate(conn)
@@ -215,8 +216,11 @@ ON CONFLICT(id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_
 class SqliteStore:
     """Durable state of every call, in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
         self.path = str(path)
+        self.synchronous = synchronous
         self._writer: _Writer | None = None
 
     # -- lifecycle ------------------------------------------------------------------
@@ -224,7 +228,7 @@ class SqliteStore:
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = _Writer(self.path)
+        self._writer = _Writer(self.path, self.synchronous)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.error is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -105,7 +106,9 @@ async def sandbox_server(
         ) as client,
         httpx.AsyncClient(base_url=url, timeout=15) as anon,
     ):
-        yield Server(url=url, runtime=runtime, app=app, token=used, client=client, anon=anon, tmp=tmp)
+        yield Server(
+            url=url, runtime=runtime, app=app, token=used, client=client, anon=anon, tmp=tmp
+        )
         await _settle(runtime)
 
 
@@ -114,10 +117,8 @@ async def _settle(runtime: Runtime) -> None:
     sandbox = runtime.sandbox
     fake = getattr(sandbox, "fake", None)
     if fake is not None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(fake.idle(), 10)
-        except TimeoutError:
-            pass
 
 
 @pytest.fixture(name="server")

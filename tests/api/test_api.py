@@ -70,7 +70,16 @@ async def test_sessions_page_newest_first_with_an_opaque_cursor(server: Server) 
     starts = [s["started_at"] for s in seen]
     assert starts == sorted(starts, reverse=True)
     item = seen[0]
-    for key in ("id", "form", "state", "call", "started_at", "updated_at", "fields_filled", "fields_total"):
+    for key in (
+        "id",
+        "form",
+        "state",
+        "call",
+        "started_at",
+        "updated_at",
+        "fields_filled",
+        "fields_total",
+    ):
         assert key in item
     assert set(item["call"]) >= {"call_control_id", "from", "to", "direction"}
     assert item["call"]["direction"] == "incoming"
@@ -240,7 +249,9 @@ async def test_simulate_is_refused_in_live_mode(tmp_path: Path) -> None:
     }
     async with sandbox_server(tmp_path, environ=environ) as server:
         assert server.runtime.mode == "live"
-        assert_error(await server.client.post("/api/simulate", json={"form": "contact"}), 409, "not_sandbox")
+        assert_error(
+            await server.client.post("/api/simulate", json={"form": "contact"}), 409, "not_sandbox"
+        )
         listed = (await server.client.get("/api/sessions")).json()
         assert listed == {"sessions": [], "next_cursor": None}
 
@@ -276,3 +287,13 @@ async def test_concurrent_calls_each_get_their_own_session(server: Server) -> No
     for sid in ids:
         assert (await server.finished(sid))["state"] == "completed"
     assert len(server.results()) == 4
+
+
+def test_since_includes_a_session_whose_shown_time_rounds_up() -> None:
+    from collector.api import parse_since
+    from collector.presentation import iso
+
+    started = 1795475321.5860987  # shown as ...21.586099Z
+    assert iso(started) == "2026-11-23T23:08:41.586099Z"
+    assert parse_since(iso(started) or "") <= started
+    assert parse_since("1700000000") == 1700000000.0

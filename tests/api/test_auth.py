@@ -27,7 +27,9 @@ async def test_the_api_needs_the_bearer_token(server: Server) -> None:
     assert_error(await anon.post("/api/simulate", json={"form": "contact"}), 401)
     ok = await anon.get("/api/forms", headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200
-    assert (await anon.get("/api/forms", headers={"Authorization": f"bearer {TOKEN}"})).status_code == 200
+    assert (
+        await anon.get("/api/forms", headers={"Authorization": f"bearer {TOKEN}"})
+    ).status_code == 200
 
 
 async def test_loopback_is_not_trusted_and_the_open_routes_stay_open(server: Server) -> None:
@@ -41,7 +43,11 @@ async def test_loopback_is_not_trusted_and_the_open_routes_stay_open(server: Ser
 
 
 async def test_dashboard_pages_redirect_to_the_sign_in_form(server: Server) -> None:
-    for path, target in (("/", "/"), ("/calls/abc", "/calls/abc"), ("/?state=completed", "/?state=completed")):
+    for path, target in (
+        ("/", "/"),
+        ("/calls/abc", "/calls/abc"),
+        ("/?state=completed", "/?state=completed"),
+    ):
         response = await server.anon.get(path)
         assert response.status_code == 303, path
         location = urlsplit(response.headers["location"])

@@ -160,15 +160,15 @@ async def test_a_session_stream_carries_only_its_session_and_resumes_too(server:
     hub = server.hub
     a = (await server.simulate("contact"))["session_id"]
     b = (await server.simulate("contact"))["session_id"]
-    async with Watcher(server.client, f"/api/sessions/{a}/events", {"Last-Event-ID": "0"}) as only_a:
+    async with Watcher(
+        server.client, f"/api/sessions/{a}/events", {"Last-Event-ID": "0"}
+    ) as only_a:
         await server.finished(a)
         await server.finished(b)
         await only_a.wait_for(lambda e: e.data["type"] == "delivery.updated")
     assert only_a.events and {e.data["session_id"] for e in only_a.events} == {a}
     mid = only_a.events[len(only_a.events) // 2].id
-    async with Watcher(
-        server.client, f"/api/sessions/{a}/events?last_event_id={mid}"
-    ) as resumed:
+    async with Watcher(server.client, f"/api/sessions/{a}/events?last_event_id={mid}") as resumed:
         await resumed.wait_for(lambda e: e.data["type"] == "delivery.updated")
     end = only_a.events[-1].id
     assert [e.id for e in resumed.events if e.id <= end] == [
@@ -182,7 +182,9 @@ async def test_a_session_stream_carries_only_its_session_and_resumes_too(server:
 async def test_heartbeats_keep_an_idle_stream_alive(server: Server) -> None:
     server.hub.ping_seconds = 0.1
     async with Watcher(server.client, "/api/events") as watcher:
-        await eventually(lambda: _now(len([c for c in watcher.comments if c.startswith("ping")]) >= 2), timeout=5)
+        await eventually(
+            lambda: _now(len([c for c in watcher.comments if c.startswith("ping")]) >= 2), timeout=5
+        )
     assert watcher.events == []
     await eventually(lambda: _now(server.hub.subscriber_count == 0))
 

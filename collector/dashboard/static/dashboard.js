@@ -88,9 +88,11 @@
       });
   }
 
+  // a call page redraws quickly; the list (many calls, many events) at most a few times a second
+  var delay = parseInt((container && container.getAttribute("data-debounce")) || "60", 10);
   function schedule() {
     if (pending) return;
-    pending = setTimeout(function () { pending = null; refresh(); }, 60);
+    pending = setTimeout(function () { pending = null; refresh(); }, delay);
   }
 
   var eventsUrl = body.getAttribute("data-events");
