@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from collector.store.rows import CommandRow, DeliveryRow
 
 T = TypeVar("T")
 _MAX_BATCH = 256
+_STOP = object()
 
 
 @dataclass(slots=True)
@@ -73,21 +74,16 @@ class _Writer(threading.Thread):
         super().__init__(name="collector-sqlite", daemon=True)
         self.path = path
         self.synchronous = synchronous
-        self.jobs: deque[Any] = deque()
-        self.cond = threading.Condition()
+        # SimpleQueue: a put from the event loop takes no Python-level lock the writer holds
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.error: BaseException | None = None
-        self.stopping = False
 
     def submit(self, job: Any) -> None:
-        with self.cond:
-            self.jobs.append(job)
-            self.cond.notify()
+        self.jobs.put(job)
 
     def stop(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify()
+        self.jobs.put(_STOP)
 
     def run(self) -> None:
         try:
@@ -103,14 +99,19 @@ class _Writer(threading.Thread):
             return
         self.ready.set()
         try:
-            while True:
-                with self.cond:
-                    while not self.jobs and not self.stopping:
-                        self.cond.wait()
-                    if not self.jobs and self.stopping:
-                        return
-                    batch = [self.jobs.popleft() for _ in range(min(len(self.jobs), _MAX_BATCH))]
-                _settle(self._run_batch(conn, batch))
+            stopping = False
+            while not stopping:
+                batch = [self.jobs.get()]
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        batch.append(self.jobs.get_nowait())
+                    except queue.Empty:
+                        break
+                if _STOP in batch:
+                    stopping = True
+                    batch = [job for job in batch if job is not _STOP]
+                if batch:
+                    _settle(self._run_batch(conn, batch))
         finally:
             conn.close()
 

@@ -237,9 +237,36 @@ async def test_the_ring_buffer_is_bounded_and_filters_by_session() -> None:
 
 async def test_a_hub_listener_never_raises() -> None:
     hub = Hub({})
+    hub.subscribe()  # watched: the listeners do their work (and must not raise)
     hub.on_decision(object(), object())  # type: ignore[arg-type]
     hub.on_delivery("jsonl", "delivered", object())  # type: ignore[arg-type]
     assert hub.published == 0
+
+
+async def test_nobody_watching_costs_nothing_until_someone_subscribes() -> None:
+    """With no subscriber (now or recently) decisions build no events; a viewer turns it on."""
+    from pathlib import Path
+
+    from collector.forms import load_forms
+    from collector.session import events as E
+    from collector.session.decide import decide
+    from collector.session.model import CallInfo, Session
+
+    forms = load_forms(Path(__file__).resolve().parent.parent / "fixtures" / "forms")
+    session = Session(id="s", form="contact", call=CallInfo(call_control_id="v3:h"), started_at=0, updated_at=0)
+    initiated = E.CallInitiated(id="i", call_control_id="v3:h", at=1)
+    answered = E.CallAnswered(id="a", call_control_id="v3:h", at=2)
+    first = decide(session, initiated, forms["contact"])
+    second = decide(first.session, answered, forms["contact"])
+    hub = Hub(forms)
+    assert not hub.watched
+    hub.on_decision(initiated, first)
+    assert hub.published == 0
+    sub = hub.subscribe()
+    hub.on_decision(answered, second)
+    assert hub.published > 0 and sub.queue.qsize() == hub.published
+    hub.unsubscribe(sub)
+    assert hub.watched  # a viewer who just left may come back with Last-Event-ID
 
 
 async def _now(value: Any) -> Any:
