@@ -79,20 +79,23 @@ def create_app(runtime: Runtime) -> Starlette:
             log.info("webhook_unhandled", event_type=event_type, event_id=event.id)
             return Response(_OK, media_type="application/json")
         try:
-            with structlog.contextvars.bound_contextvars(
-                call_control_id=event.call_control_id, event_type=event_type
-            ):
-                outcome = await runtime.engine.handle(event)
+            outcome = await runtime.engine.handle(event)  # binds call and form to its logs
         except Exception:
             metrics.events.labels(event_type, "error").inc()
-            log.exception("webhook_not_recorded", event_type=event_type)
-            return error_response(
-                503, "store_unavailable", "the event could not be recorded; retry"
+            log.exception(
+                "webhook_not_recorded", event_type=event_type, call_control_id=event.call_control_id
             )
+            message = "the event could not be recorded; retry"
+            return error_response(503, "store_unavailable", message)
         metrics.events.labels(event_type, outcome).inc()
         metrics.ack_seconds.observe(time.perf_counter() - started)
         if outcome != "applied":
-            log.info("webhook_" + outcome, event_type=event_type, event_id=event.id)
+            log.info(
+                "webhook_" + outcome,
+                event_type=event_type,
+                event_id=event.id,
+                call_control_id=event.call_control_id,
+            )
         return Response(_OK, media_type="application/json")
 
     async def healthz(request: Request) -> Response:

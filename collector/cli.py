@@ -266,9 +266,7 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         settings = load_settings(args.config, env)
         settings.sandbox_pace_seconds = min(settings.sandbox_pace_seconds, 0.01)
         settings.hangup_grace_seconds = min(settings.hangup_grace_seconds, 2.0)
-        code, submission, error = _run(
-            _simulate(settings, env, args.form, script, args.timeout)
-        )
+        code, submission, error = _run(_simulate(settings, env, args.form, script, args.timeout))
     except ConfigurationError as exc:
         return _problems(exc)
     except ValueError as exc:

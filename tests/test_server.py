@@ -357,3 +357,18 @@ async def test_sensitive_values_never_reach_the_logs(stack: Stack) -> None:
         entry.get("form") == "secret" and entry.get("call_control_id") == ccid for entry in logs
     )
     assert "9876" not in json.dumps(logs, default=str)
+
+
+async def test_store_failure_answers_503_and_the_redelivery_is_recorded(stack: Stack) -> None:
+    """Store down: 503 (Telnyx redelivers), nothing half-applied; the redelivery succeeds."""
+    body = _fixture("call.initiated")
+    await stack.runtime.store.close()
+    r = await stack.post(body)
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "store_unavailable"
+    await stack.runtime.store.open()
+    r = await stack.post(body)
+    assert r.status_code == 200
+    ccid = json.loads(body)["data"]["payload"]["call_control_id"]
+    session = await stack.runtime.engine.session_for_call(ccid)
+    assert session is not None and len(session.event_ids) == 1

@@ -253,7 +253,9 @@ async def test_nobody_watching_costs_nothing_until_someone_subscribes() -> None:
     from collector.session.model import CallInfo, Session
 
     forms = load_forms(Path(__file__).resolve().parent.parent / "fixtures" / "forms")
-    session = Session(id="s", form="contact", call=CallInfo(call_control_id="v3:h"), started_at=0, updated_at=0)
+    session = Session(
+        id="s", form="contact", call=CallInfo(call_control_id="v3:h"), started_at=0, updated_at=0
+    )
     initiated = E.CallInitiated(id="i", call_control_id="v3:h", at=1)
     answered = E.CallAnswered(id="a", call_control_id="v3:h", at=2)
     first = decide(session, initiated, forms["contact"])

@@ -165,7 +165,9 @@ async def test_a_bad_step_in_a_merged_group_fails_alone(tmp_path: Path) -> None:
         *(store.commit_step(session(i), f"e{i}") for i in range(5, 10)),
         return_exceptions=True,
     )
-    assert [isinstance(r, sqlite3.IntegrityError) for r in results] == [False] * 5 + [True] + [False] * 5
+    assert [isinstance(r, sqlite3.IntegrityError) for r in results] == [False] * 5 + [True] + [
+        False
+    ] * 5
     for i in range(10):
         assert await store.session(f"s{i}") is not None
     assert await store.session("s99") is None  # the failed step left nothing behind
