@@ -189,3 +189,80 @@ def test_a_clean_clone_has_everything_the_readme_commands_need(tmp_path: Path) -
     assert (clone / "Makefile").exists() and (clone / ".ci" / "run").exists()
     readme = (clone / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
+
+
+def test_outbox_lists_retries_and_replays_deliveries(workdir: Path) -> None:
+    """`collector outbox` shows a dead delivery; retry requeues it; replay adds a new one."""
+    import sqlite3
+
+    r = run(["simulate", "intake"], workdir)
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["submission_id"]
+    db = sqlite3.connect(workdir / "collector.db")
+    db.execute("UPDATE deliveries SET state = 'dead', attempts = 12, last_error = 'HTTP 503'")
+    db.commit()
+    listed = run(["outbox"], workdir)
+    assert listed.returncode == 0
+    assert "dead" in listed.stdout and sid in listed.stdout and "HTTP 503" in listed.stdout
+    assert run(["outbox", "retry", "--all-dead"], workdir).stdout.strip() == "requeued 1 delivery"
+    assert db.execute("SELECT state, attempts FROM deliveries").fetchall() == [("pending", 0)]
+    replay = run(["outbox", "replay", sid, "--sink", "jsonl"], workdir)
+    assert replay.returncode == 0 and "replay queued" in replay.stdout
+    rows = db.execute(
+        "SELECT sink, key != submission_id, replay FROM deliveries ORDER BY id"
+    ).fetchall()
+    assert rows == [("jsonl", 0, 0), ("jsonl", 1, 1)]
+    unknown = run(["outbox", "replay", sid, "--sink", "nope"], workdir)
+    assert unknown.returncode == 1 and "no sink named 'nope'" in unknown.stderr
+    assert run(["outbox", "retry"], workdir).returncode == 1  # neither an id nor --all-dead
+
+
+@pytest.mark.slow
+def test_sessions_cancel_ends_a_live_call_through_the_running_server(workdir: Path) -> None:
+    """`collector sessions cancel ID` makes a live sandbox call end abandoned."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    token = "test-admin-token"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    env = {**base, "COLLECTOR_ADMIN_TOKEN": token, "COLLECTOR_SANDBOX_PACE_SECONDS": "0.5"}
+    proc = subprocess.Popen(
+        COLLECTOR + ["serve", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        placed = httpx.post(
+            f"{url}/api/simulate", json={"form": "intake"}, headers=auth, timeout=10
+        )
+        assert placed.status_code == 202, placed.text
+        sid = placed.json()["session_id"]
+        r = run(
+            ["sessions", "cancel", sid, "--url", url], workdir, env={"COLLECTOR_ADMIN_TOKEN": token}
+        )
+        assert r.returncode == 0, r.stderr
+        view = httpx.get(f"{url}/api/sessions/{sid}", headers=auth, timeout=10).json()
+        assert view["state"] == "abandoned"
+        again = run(
+            ["sessions", "cancel", sid, "--url", url], workdir, env={"COLLECTOR_ADMIN_TOKEN": token}
+        )
+        assert again.returncode == 1 and "409" in again.stderr
+        wrong = run(
+            ["sessions", "cancel", sid, "--url", url],
+            workdir,
+            env={"COLLECTOR_ADMIN_TOKEN": "nope"},
+        )
+        assert wrong.returncode == 1 and "401" in wrong.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
