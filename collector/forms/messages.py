@@ -24,6 +24,8 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "confirm_prompt": "If that's all correct, press 1. To change something, press 2.",
     "confirm_invalid": "Please press 1 if everything is correct, or 2 to change something.",
     "correct_prompt": "No problem. What would you like to change?",
+    # with confirm.choose_field: one line per field; {field} and {digit} are filled in
+    "choose_option": "To change the {field}, press {digit}.",
     "keypad_lead_in": "Let's try the keypad instead.",
     "masked": "kept private",
     "cancelled": "This call has been ended by an operator. Goodbye.",

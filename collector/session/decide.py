@@ -427,6 +427,8 @@ class _Step:
             self.keypad_value(g.fields[0], ev)
         elif g.kind == "confirm":
             self.confirm_answer(ev)
+        else:
+            self.choose_answer(ev)
 
     def keypad_value(self, name: str, ev: E.KeypadGatherEnded) -> None:
         assert self.form is not None
@@ -481,28 +483,17 @@ class _Step:
     def confirm_answer(self, ev: E.KeypadGatherEnded) -> None:
         assert self.form is not None
         self.s.gather = None
-        if ev.digits:
-            self.s.transcript.append(
-                Message(role="user", content=f"[keypad] {ev.digits}", attempt=self.s.attempt)
-            )
-            self.change("transcript")
+        self.keypad_line(ev.digits)
         confirm = self.form.options.confirm
         assert confirm is not None
-        if (
-            ev.status == "valid"
-            and ev.digits.startswith("2")
-            and (self.s.corrections < confirm.max_corrections)
-        ):
+        wants_change = ev.status == "valid" and ev.digits.startswith("2")
+        if wants_change and self.s.corrections < confirm.max_corrections:
             self.s.corrections += 1
             names = [n for n in self.form.fields if n in self.s.fields]
-            for name in names:
-                # a correction is one more chance for every field, whatever its budget
-                fs = self.s.fields[name]
-                fs.attempts = min(
-                    fs.attempts, self.form.fields[name].attempts_allowed(self.form) - 1
-                )
-            greeting = self.messages.get("correct_prompt") or None
-            self.start_ai_gather(names, self.form.sub_parameters(names), greeting)
+            if confirm.choose_field and len(names) > 1:
+                self.ask_which_field(names)
+            else:
+                self.correct(names)
             return
         if ev.status == "valid" and ev.digits.startswith("1"):
             for fs in self.s.fields.values():
@@ -510,6 +501,60 @@ class _Step:
                     fs.source = "confirmed"
             self.change("fields")
         self.finalize("completed")
+
+    def keypad_line(self, digits: str) -> None:
+        if digits:
+            self.s.transcript.append(
+                Message(role="user", content=f"[keypad] {digits}", attempt=self.s.attempt)
+            )
+            self.change("transcript")
+
+    def correct(self, names: list[str]) -> None:
+        """Ask again for `names` by voice; a correction is one more chance for each."""
+        assert self.form is not None
+        for name in names:
+            fs = self.s.fields.get(name)
+            if fs is not None:
+                allowed = self.form.fields[name].attempts_allowed(self.form)
+                fs.attempts = min(fs.attempts, allowed - 1)
+        greeting = self.messages.get("correct_prompt") or None
+        self.start_ai_gather(names, self.form.sub_parameters(names), greeting)
+
+    def ask_which_field(self, names: list[str]) -> None:
+        """The menu of fields is spoken, then a plain `gather` takes the caller's choice."""
+        assert self.form is not None
+        choices = names[:9]
+        option = self.messages.get("choose_option", "To change the {field}, press {digit}.")
+        menu = " ".join(
+            option.replace("{field}", label(self.form, name)).replace("{digit}", str(i + 1))
+            for i, name in enumerate(choices)
+        )
+        self.s.gather = Gather(kind="choose", attempt=self.s.attempt, fields=choices)
+        self.command(C.SPEAK, {"payload": menu[:3000], **self.voice()}, kind="choose")
+        self.command(
+            C.GATHER,
+            {
+                "minimum_digits": 1,
+                "maximum_digits": 1,
+                "valid_digits": "".join(str(i + 1) for i in range(len(choices))),
+                "timeout_millis": 15000,
+            },
+            kind="choose",
+        )
+        self.s.gather.seq = self.s.command_seq
+        self.s.transcript.append(Message(role="assistant", content=menu, attempt=self.s.attempt))
+        self.change("gather", "transcript")
+
+    def choose_answer(self, ev: E.KeypadGatherEnded) -> None:
+        g = self.s.gather
+        assert g is not None
+        self.s.gather = None
+        self.keypad_line(ev.digits)
+        digit = ev.digits[:1]
+        if ev.status == "valid" and digit.isdigit() and 1 <= int(digit) <= len(g.fields):
+            self.correct([g.fields[int(digit) - 1]])
+            return
+        self.finalize("completed")  # no choice made: what was collected stands
 
     # -- the end ----------------------------------------------------------------------
 

@@ -505,3 +505,38 @@ def test_caller_hanging_up_during_the_hand_off_ends_it_quietly(forms: Any) -> No
     n = len(call.commands)
     call.feed(call.ev(E.CallHangup))
     assert len(call.commands) == n and call.session.deadline is None
+
+
+def test_choose_field_asks_which_field_then_reasks_only_that_one(forms: Any) -> None:
+    """confirm.choose_field: 2, then a plain gather picks the field; only it is asked again."""
+    call = Call(forms, form="choose")
+    call.start()
+    call.ended({"street": "1 Main St", "city": "Chicgo"})
+    call.feed(
+        call.ev(
+            E.KeypadGatherEnded, digits="2", status="valid", client_state=call.cs(kind="confirm")
+        )
+    )
+    speak, gather = call.commands[-2:]
+    assert (speak.action, gather.action) == (C.SPEAK, C.GATHER)
+    assert "To change the city, press 2." in speak.body["payload"]
+    assert gather.body["valid_digits"] == "12" and gather.body["maximum_digits"] == 1
+    call.feed(
+        call.ev(
+            E.KeypadGatherEnded, digits="2", status="valid", client_state=call.cs(kind="choose")
+        )
+    )
+    reask = call.commands[-1]
+    assert reask.action == C.GATHER_USING_AI
+    assert list(reask.body["parameters"]["properties"]) == ["city"]
+    call.ended({"city": "Chicago"})
+    # corrections are used up (max 1): the next read-back's 2 or 1 finishes
+    call.feed(
+        call.ev(
+            E.KeypadGatherEnded, digits="1", status="valid", client_state=call.cs(kind="confirm")
+        )
+    )
+    sub = call.submissions[0]
+    assert sub["status"] == "completed"
+    assert sub["data"] == {"street": "1 Main St", "city": "Chicago"}
+    assert sub["fields"]["city"]["source"] == "confirmed"
