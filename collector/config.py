@@ -14,7 +14,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -74,6 +74,7 @@ class Settings(BaseModel):
 
     forms_dir: Path = Path("schemas")
     database_url: str = "sqlite:///collector.db"
+    database_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000

@@ -219,7 +219,7 @@ def build_runtime(
     if problems:
         raise ConfigurationError(problems)
 
-    store = SqliteStore(settings.sqlite_path)
+    store = SqliteStore(settings.sqlite_path, synchronous=settings.database_synchronous)
     policy = Policy(
         hangup_grace_seconds=settings.hangup_grace_seconds,
         session_timeout_seconds=settings.session_timeout_seconds,
