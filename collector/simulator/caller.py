@@ -132,15 +132,20 @@ class ScriptedCaller:
     # -- keypad -----------------------------------------------------------------------------
 
     def keypad_entry(self, prompt: str | None, client_state: str | None) -> str | None:
-        """The keys pressed for the next keypad gather, or None (the gather times out)."""
+        """The keys pressed for the next keypad gather, or None (the gather times out).
+
+        A read-back confirmation nobody scripted is confirmed with 1, as a satisfied caller
+        would; any other unscripted keypad gather times out."""
         self.keypad_gathers += 1
         keypad = self.script.keypad
+        state = _decode_state(client_state)
+        unscripted = "1" if "confirm" in (state.get("k"), state.get("kind")) else None
         if isinstance(keypad, list):
             index = self.keypad_gathers - 1
-            return keypad[index] if index < len(keypad) else None
+            return keypad[index] if index < len(keypad) else unscripted
         key = self._keypad_key(keypad, prompt, client_state)
         if key is None:
-            return None
+            return unscripted
         used = self._keypad_used.get(key, 0)
         self._keypad_used[key] = used + 1
         entry = keypad[key]

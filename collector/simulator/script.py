@@ -32,8 +32,9 @@ is a field name); in a rich script an unknown key is an error.
   of a gather is found from its `client_state` (a `field` key, or a `k`/`kind`/`step`
   naming one of the object's keys, e.g. `"confirm"`), else from the field's name, title or
   description appearing in the spoken prompt, else the next unused key. A `#` (or the
-  gather's `terminating_digit`) ends the entry. A keypad gather with nothing scripted ends
-  with status `timeout`.
+  gather's `terminating_digit`) ends the entry. A read-back confirmation with nothing
+  scripted is confirmed with `1`; any other keypad gather with nothing scripted ends with
+  status `timeout`.
 * `say` (object): field -> how the answer is spoken in the transcript. By default the
   value is spoken naturally ("April 12, 1987", "maria dot gonzalez at example dot com").
 * `hangup`: `"before_answer"` (inbound: the caller hangs up while ringing; outbound: no
