@@ -1,4 +1,4 @@
-"""The `collector` command: serve, forms check, forms show, simulate."""
+"""The `collector` command: serve, forms check|show, simulate, outbox, sessions cancel."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -16,30 +15,11 @@ from typing import Any
 import orjson
 import structlog
 
+from collector import serving
 from collector.config import Settings, TelnyxEnv, load_settings
 from collector.errors import ConfigurationError
 
 log = structlog.get_logger("collector")
-
-
-def _run(coro: Any) -> Any:
-    """Run on uvloop (installed with uvicorn[standard]) when available: a cheaper loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
-
-
-def _tune_gc() -> None:
-    """Fewer, cheaper collections: the start-up objects are frozen out of every pass, and
-    the webhook path allocates many short-lived objects that die young anyway."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def _problems(exc: ConfigurationError) -> int:
@@ -47,78 +27,6 @@ def _problems(exc: ConfigurationError) -> int:
         print(line, file=sys.stderr)
     print(f"collector: refusing to start: {len(exc.problems)} problem(s)", file=sys.stderr)
     return 1
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio turns TCP_NODELAY on only for sockets that say so, and
-    # without it each response (headers, then body) waits ~40 ms on a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
-
-
-def _self_url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
-    if ":" in shown and not shown.startswith("["):
-        shown = f"[{shown}]"
-    return f"http://{shown}:{port}"
-
-
-def _server_class() -> Any:
-    import contextlib
-    import signal
-    import threading
-
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, but a SIGTERM/SIGINT shutdown exits 0 instead of re-raising."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Any:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            signals = (signal.SIGINT, signal.SIGTERM)
-            originals = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
-            try:
-                yield
-            finally:
-                for sig, handler in originals.items():
-                    signal.signal(sig, handler)
-
-    return Server
-
-
-async def _serve(runtime: Any, sock: socket.socket, ready: asyncio.Event | None = None) -> Any:
-    import uvicorn
-
-    from collector.app import create_app
-
-    app = create_app(runtime)
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        lifespan="on",
-    )
-    server = _server_class()(config)
-    if ready is None:
-        await server.serve(sockets=[sock])
-        return server
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task
-            raise RuntimeError("server stopped during start-up")
-        await asyncio.sleep(0.01)
-    ready.set()
-    return server, task
 
 
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -141,21 +49,21 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     except ConfigurationError as exc:
         return _problems(exc)
     try:
-        sock = _bind(settings.host, settings.port)
+        sock = serving.bind(settings.host, settings.port)
     except OSError as exc:
         print(
             f"collector: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
         )
         return 1
     port = sock.getsockname()[1]
-    runtime.self_url = _self_url(settings.host, port)
+    runtime.self_url = serving.self_url(settings.host, port)
     log.info(
         "listening",
         url=runtime.self_url,
         webhook=f"{settings.public_url or runtime.self_url}/webhooks/telnyx",
     )
-    _tune_gc()
-    _run(_serve(runtime, sock))
+    serving.tune_gc()
+    serving.run(serving.serve(runtime, sock))
     return 0
 
 
@@ -209,10 +117,10 @@ async def _simulate(
     runtime = build_runtime(settings, environ)
     if form_id not in runtime.forms:
         return 1, None, f"no form {form_id!r} (forms: {', '.join(runtime.forms)})"
-    sock = _bind("127.0.0.1", 0)
-    runtime.self_url = _self_url("127.0.0.1", sock.getsockname()[1])
+    sock = serving.bind("127.0.0.1", 0)
+    runtime.self_url = serving.self_url("127.0.0.1", sock.getsockname()[1])
     ready = asyncio.Event()
-    server, task = await _serve(runtime, sock, ready)
+    server, task = await serving.serve(runtime, sock, ready)
     try:
         ccid = await runtime.sandbox.place_call(form_id, script)
         deadline = time.monotonic() + timeout
@@ -266,7 +174,9 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         settings = load_settings(args.config, env)
         settings.sandbox_pace_seconds = min(settings.sandbox_pace_seconds, 0.01)
         settings.hangup_grace_seconds = min(settings.hangup_grace_seconds, 2.0)
-        code, submission, error = _run(_simulate(settings, env, args.form, script, args.timeout))
+        code, submission, error = serving.run(
+            _simulate(settings, env, args.form, script, args.timeout)
+        )
     except ConfigurationError as exc:
         return _problems(exc)
     except ValueError as exc:
@@ -349,7 +259,7 @@ def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) ->
         settings = load_settings(args.config, environ)
     except ConfigurationError as exc:
         return _problems(exc)
-    url = args.url or _self_url(settings.host, settings.port)
+    url = args.url or serving.self_url(settings.host, settings.port)
     token = args.token or settings.admin_token
     if not token:
         print(
