@@ -72,10 +72,13 @@ class DeliveryWorker:
         while not self._stopping:
             self._wake.clear()
             try:
-                rows = await self.store.due_deliveries(self.clock(), limit=200)
+                rows, nxt = await self.store.poll_deliveries(self.clock(), limit=200)
             except Exception:
                 log.exception("delivery_poll_failed")
-                rows = []
+                rows, nxt = [], None
+                timeout = 5.0
+            else:
+                timeout = 1.0 if len(rows) >= 200 else self._until(nxt)
             for row in rows:
                 if row.id in self._in_flight:
                     continue
@@ -83,20 +86,18 @@ class DeliveryWorker:
                 task = asyncio.create_task(self._deliver(row))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            timeout = 1.0 if len(rows) >= 200 else await self._until_next()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _until_next(self) -> float:
-        try:
-            nxt = await self.store.next_delivery_at()
-        except Exception:
-            return 5.0
+    def _until(self, nxt: float | None) -> float:
+        """How long to sleep until the next delivery not yet due (the poll's own rows are
+        in flight: each either lands or, on failure, is rescheduled with a kick)."""
         if nxt is None:
             return 30.0
         return max(0.05, min(30.0, nxt - self.clock()))
 
     async def _deliver(self, row: DeliveryRow) -> None:
+        landed = False
         try:
             configured = self.sinks.get(row.sink)
             attempts = row.attempts + 1
@@ -123,13 +124,15 @@ class DeliveryWorker:
             await self.store.update_delivery(
                 row.id, state="delivered", attempts=attempts, at=self.clock()
             )
+            landed = True
             self.on_result(row.sink, "delivered", row)
             log.info("delivered", sink=row.sink, submission_id=row.submission_id, attempts=attempts)
         except Exception:
             log.exception("delivery_bookkeeping_failed", sink=row.sink, delivery=row.id)
         finally:
             self._in_flight.discard(row.id)
-            self.kick()
+            if not landed:
+                self.kick()  # rescheduled (or not recorded): poll again for its new time
 
     async def _retry_or_die(self, row: DeliveryRow, attempts: int, error: str) -> None:
         now = self.clock()

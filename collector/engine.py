@@ -93,8 +93,12 @@ class Engine:
                     return "unknown_call" if fresh else "duplicate"
                 return "unknown_call"
             session = self._new_session(event)
-        with structlog.contextvars.bound_contextvars(call_control_id=ccid, form=session.form):
+        # what bound_contextvars does, without its snapshot of the whole context per event
+        tokens = structlog.contextvars.bind_contextvars(call_control_id=ccid, form=session.form)
+        try:
             return await self._decide(session, event, webhook)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
     async def _decide(self, session: Session, event: E.Event, webhook: bool) -> str:
         form = self.form_of(session)

@@ -84,7 +84,10 @@ def test_bad_toml_is_one_clear_line(tmp_path: Path) -> None:
 def test_database_synchronous_is_full_by_default_and_checked(tmp_path: Path) -> None:
     """FULL unless set; only FULL or NORMAL are accepted."""
     assert load_settings(environ={}).database_synchronous == "FULL"
-    assert load_settings(environ={"COLLECTOR_DATABASE_SYNCHRONOUS": "NORMAL"}).database_synchronous == "NORMAL"
+    assert (
+        load_settings(environ={"COLLECTOR_DATABASE_SYNCHRONOUS": "NORMAL"}).database_synchronous
+        == "NORMAL"
+    )
     with pytest.raises(ConfigurationError) as info:
         load_settings(environ={"COLLECTOR_DATABASE_SYNCHRONOUS": "OFF"})
     assert "/database_synchronous:" in info.value.problems[0]

@@ -268,9 +268,14 @@ class _Step:
         if len(lines) < len(current):
             return
         later = [m for m in self.s.transcript if m.attempt > attempt]
-        self.s.transcript = (
-            earlier + [Message(role=r, content=c, attempt=attempt) for r, c in lines] + later
-        )
+        # a line already held as it is keeps its Message (they are never changed in place)
+        fresh = [
+            current[i]
+            if i < len(current) and current[i].role == r and current[i].content == c
+            else Message(role=r, content=c, attempt=attempt)
+            for i, (r, c) in enumerate(lines)
+        ]
+        self.s.transcript = earlier + fresh + later
         self.change("transcript")
 
     def on_partial(self, ev: E.AiGatherPartial) -> None:

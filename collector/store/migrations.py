@@ -70,6 +70,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'pending';
     """,
+    # 2: no index on sessions.deadline: the session timeout moves with every event, so each
+    # upsert rewrote an index entry that only the start-up scan (sessions_with_deadlines) read
+    """
+    DROP INDEX IF EXISTS sessions_deadline;
+    """,
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -40,6 +41,7 @@ class _Rows:
     commands: list[tuple[Any, ...]] = field(default_factory=list)
     submissions: list[tuple[Any, ...]] = field(default_factory=list)
     deliveries: list[tuple[Any, ...]] = field(default_factory=list)
+    finished: list[tuple[Any, ...]] = field(default_factory=list)  # commands sent or given up
 
     def extend(self, other: _Rows) -> None:
         self.seen += other.seen
@@ -47,18 +49,38 @@ class _Rows:
         self.commands += other.commands
         self.submissions += other.submissions
         self.deliveries += other.deliveries
+        self.finished += other.finished
 
     def write(self, conn: sqlite3.Connection) -> None:
-        if self.seen:
-            conn.executemany(_INSERT_SEEN, self.seen)
-        if self.sessions:
-            conn.executemany(_UPSERT_SESSION, self.sessions)
-        if self.commands:
-            conn.executemany(_INSERT_COMMAND, self.commands)
-        if self.submissions:
-            conn.executemany(_INSERT_SUBMISSION, self.submissions)
-        if self.deliveries:
-            conn.executemany(_INSERT_DELIVERY, self.deliveries)
+        # one multi-row statement per table (per _CHUNK rows), not one step per row: the
+        # writer takes the GIL back after every step, and under load each take is a wait
+        _write_many(conn, _INSERT_SEEN, 3, self.seen)
+        _write_many(conn, _UPSERT_SESSION, 10, self.sessions, _UPSERT_SESSION_TAIL)
+        _write_many(conn, _INSERT_COMMAND, 8, self.commands)
+        _write_many(conn, _INSERT_SUBMISSION, 6, self.submissions)
+        _write_many(conn, _INSERT_DELIVERY, 6, self.deliveries)
+        if self.finished:
+            # one update per command; a later one in the group wins, as it would in order
+            latest = {(row[4], row[5]): row for row in self.finished}
+            _write_many(conn, _FINISH_COMMANDS, 6, list(latest.values()), _FINISH_COMMANDS_TAIL)
+
+
+_CHUNK = 200
+
+
+@functools.lru_cache(maxsize=256)
+def _many_sql(head: str, width: int, count: int, tail: str) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return head + ",".join([row] * count) + tail
+
+
+def _write_many(
+    conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]], tail: str = ""
+) -> None:
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        args = [value for row in chunk for value in row]
+        conn.execute(_many_sql(head, width, len(chunk), tail), args)
 
 
 class _Writer(threading.Thread):
@@ -92,6 +114,8 @@ class _Writer(threading.Thread):
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA foreign_keys=ON")
+            # statement journals (a savepoint's undo pages) in memory, not in temp files
+            conn.execute("PRAGMA temp_store=MEMORY")
             migrate(conn)
         except BaseException as exc:  # reported to open()
             self.error = exc
@@ -126,14 +150,15 @@ class _Writer(threading.Thread):
                 merged = _Rows()
                 for job, _ in rows:
                     merged.extend(job)
+                # the rows go first, so the transaction itself is their savepoint: no
+                # savepoint means SQLite keeps no statement journal of the pages they change
                 try:
-                    conn.execute("SAVEPOINT rows")
                     merged.write(conn)
-                    conn.execute("RELEASE rows")
                     results += [(resolve, None, None) for _, resolve in rows]
                 except Exception:
-                    conn.execute("ROLLBACK TO rows")
-                    conn.execute("RELEASE rows")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
                     calls = [(job.write, resolve) for job, resolve in rows] + calls
             for fn, resolve in calls:
                 conn.execute("SAVEPOINT job")
@@ -189,25 +214,29 @@ def _session_row(s: Session) -> tuple[Any, ...]:
     )
 
 
-_INSERT_SEEN = (
-    "INSERT OR IGNORE INTO seen_events (id, call_control_id, received_at) VALUES (?, ?, ?)"
-)
+# heads of multi-row statements: _write_many appends "(?,..),(?,..)" and the tail
+_INSERT_SEEN = "INSERT OR IGNORE INTO seen_events (id, call_control_id, received_at) VALUES "
 _INSERT_COMMAND = (
     "INSERT OR IGNORE INTO commands (session_id, call_control_id, seq, action, body,"
-    " command_id, decided_at, updated_at) VALUES (?,?,?,?,?,?,?,?)"
+    " command_id, decided_at, updated_at) VALUES "
 )
 _INSERT_SUBMISSION = (
-    "INSERT OR IGNORE INTO submissions (id, session_id, form, status, body, created_at)"
-    " VALUES (?,?,?,?,?,?)"
+    "INSERT OR IGNORE INTO submissions (id, session_id, form, status, body, created_at) VALUES "
 )
 _INSERT_DELIVERY = (
     "INSERT OR IGNORE INTO deliveries (submission_id, sink, key, next_at, created_at,"
-    " updated_at) VALUES (?,?,?,?,?,?)"
+    " updated_at) VALUES "
 )
-_UPSERT_SESSION = """
-INSERT INTO sessions (id, call_control_id, form, state, started_at, updated_at, terminal,
-                      deadline, deadline_kind, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+_FINISH_COMMANDS = (
+    "UPDATE commands SET state = v.column1, updated_at = v.column2, attempts = v.column3,"
+    " last_error = v.column4 FROM (VALUES "
+)
+_FINISH_COMMANDS_TAIL = ") AS v WHERE commands.session_id = v.column5 AND commands.seq = v.column6"
+_UPSERT_SESSION = (
+    "INSERT INTO sessions (id, call_control_id, form, state, started_at, updated_at, terminal,"
+    " deadline, deadline_kind, body) VALUES "
+)
+_UPSERT_SESSION_TAIL = """
 ON CONFLICT(id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at,
     terminal=excluded.terminal, deadline=excluded.deadline,
     deadline_kind=excluded.deadline_kind, body=excluded.body
@@ -405,14 +434,8 @@ class SqliteStore:
         attempts: int,
         error: str | None = None,
     ) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE commands SET state = ?, updated_at = ?, attempts = ?, last_error = ?"
-                " WHERE session_id = ? AND seq = ?",
-                (state, at, attempts, error, session_id, seq),
-            )
-
-        await self.run(work)
+        # a row job: the group's command updates go in one executemany with its other rows
+        await self._submit(_Rows(finished=[(state, at, attempts, error, session_id, seq)]))
 
     async def commands_for(self, session_id: str) -> list[CommandRow]:
         def work(conn: sqlite3.Connection) -> list[CommandRow]:
@@ -453,6 +476,32 @@ class SqliteStore:
                 return [DeliveryRow.from_row(r) for r in rows]
             finally:
                 conn.row_factory = None
+
+        return await self.run(work)
+
+    async def poll_deliveries(
+        self, now: float, limit: int = 100
+    ) -> tuple[list[DeliveryRow], float | None]:
+        """The due deliveries, and when the next one not yet due will be, in one job."""
+
+        def work(conn: sqlite3.Connection) -> tuple[list[DeliveryRow], float | None]:
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute(
+                    "SELECT d.*, s.body AS submission FROM deliveries d"
+                    " JOIN submissions s ON s.id = d.submission_id"
+                    " WHERE d.state = 'pending' AND d.next_at <= ?"
+                    " ORDER BY d.next_at, d.id LIMIT ?",
+                    (now, limit),
+                )
+                due = [DeliveryRow.from_row(r) for r in rows]
+            finally:
+                conn.row_factory = None
+            nxt = conn.execute(
+                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at > ?",
+                (now,),
+            ).fetchone()[0]
+            return due, nxt
 
         return await self.run(work)
 

@@ -79,8 +79,13 @@ class TelnyxControl:
             action=action,
         )
         try:
+            # our command_id as the SDK's idempotency key: it spares a uuid4() per command
+            # (this API has no idempotency header, so nothing else changes on the wire)
             return await self.client.post(
-                path, body={**body, "command_id": command_id}, cast_to=object
+                path,
+                body={**body, "command_id": command_id},
+                cast_to=object,
+                options={"idempotency_key": command_id},
             )
         except telnyx.APIStatusError as exc:
             raise self._classify(exc) from None
