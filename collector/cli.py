@@ -33,7 +33,8 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from collector import logs
     from collector.runtime import build_runtime, mode_reason
 
-    logs.configure()
+    fmt = environ.get("COLLECTOR_LOG_FORMAT")
+    logs.configure(fmt if fmt in ("json", "console") else None)
     log.info(
         "mode",
         mode="live" if TelnyxEnv.from_env(environ).live else "sandbox",
@@ -48,6 +49,8 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         runtime = build_runtime(settings, environ)
     except ConfigurationError as exc:
         return _problems(exc)
+    if settings.log_format and settings.log_format != fmt:
+        logs.configure(settings.log_format)  # `log_format` from collector.toml
     try:
         sock = serving.bind(settings.host, settings.port)
     except OSError as exc:

@@ -84,7 +84,7 @@ class Settings(BaseModel):
     default_voice: str = "Telnyx.KokoroTTS.af"
     admin_token: str | None = None
     sandbox_pace_seconds: float = Field(0.3, ge=0)
-    log_format: str | None = None
+    log_format: Literal["json", "console"] | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     sinks: list[SinkConfig] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
