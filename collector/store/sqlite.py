@@ -257,23 +257,6 @@ class SqliteStore:
         body = await self.run(work)
         return orjson.loads(body) if body else None
 
-    async def due_deliveries(self, now: float, limit: int = 100) -> list[DeliveryRow]:
-        def work(conn: sqlite3.Connection) -> list[DeliveryRow]:
-            conn.row_factory = sqlite3.Row
-            try:
-                rows = conn.execute(
-                    "SELECT d.*, s.body AS submission FROM deliveries d"
-                    " JOIN submissions s ON s.id = d.submission_id"
-                    " WHERE d.state = 'pending' AND d.next_at <= ?"
-                    " ORDER BY d.next_at, d.id LIMIT ?",
-                    (now, limit),
-                )
-                return [DeliveryRow.from_row(r) for r in rows]
-            finally:
-                conn.row_factory = None
-
-        return await self.run(work)
-
     async def poll_deliveries(
         self, now: float, limit: int = 100
     ) -> tuple[list[DeliveryRow], float | None]:
@@ -297,15 +280,6 @@ class SqliteStore:
                 (now,),
             ).fetchone()[0]
             return due, nxt
-
-        return await self.run(work)
-
-    async def next_delivery_at(self) -> float | None:
-        def work(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'"
-            ).fetchone()
-            return row[0] if row else None
 
         return await self.run(work)
 

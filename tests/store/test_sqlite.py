@@ -98,14 +98,14 @@ async def test_submission_and_its_deliveries_are_written_together(tmp_path: Path
     await store.commit_step(
         session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"]
     )
-    due = await store.due_deliveries(now=10**10)
+    due = (await store.poll_deliveries(now=10**10))[0]
     assert sorted(r.sink for r in due) == ["a", "b"]
     assert all(r.submission == sub and r.key == "sub-1" for r in due)
     # a replay of the same step (crash before the ack) adds nothing
     await store.commit_step(
         session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"]
     )
-    assert len(await store.due_deliveries(now=10**10)) == 2
+    assert len((await store.poll_deliveries(now=10**10))[0]) == 2
     await store.close()
 
 
@@ -114,11 +114,11 @@ async def test_dead_deliveries_can_be_requeued_and_submissions_replayed(tmp_path
     store = await open_store(tmp_path)
     sub = {"submission_id": "sub-1", "form": "contact", "status": "completed"}
     await store.commit_step(session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a"])
-    [row] = await store.due_deliveries(now=10**10)
+    [row] = (await store.poll_deliveries(now=10**10))[0]
     await store.update_delivery(row.id, state="dead", attempts=12, at=5.0, error="503")
     assert [r.state for r in await store.list_deliveries()] == ["dead"]
     assert await store.requeue(now=6.0) == 1
-    [again] = await store.due_deliveries(now=10**10)
+    [again] = (await store.poll_deliveries(now=10**10))[0]
     assert again.attempts == 0 and again.state == "pending"
     new_id = await store.replay("sub-1", "a", "key-2", now=7.0)
     rows = await store.deliveries_for("sub-1")
