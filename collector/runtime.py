@@ -8,6 +8,8 @@ mode's keys) and raises ConfigurationError listing every problem. `Runtime.start
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -210,6 +212,11 @@ def build_runtime(
                 "(environment): /TELNYX_PUBLIC_KEY: live mode (TELNYX_API_KEY is set) needs"
                 " TELNYX_PUBLIC_KEY to verify webhooks (Mission Control > Keys & Credentials)"
             )
+        elif not _is_ed25519_public_key(telnyx.public_key):
+            problems.append(
+                "(environment): /TELNYX_PUBLIC_KEY: not a public key: expected the base64 of"
+                " 32 bytes, as Mission Control shows it (Keys & Credentials > Public Key)"
+            )
         public_key = telnyx.public_key or ""
     else:
         from collector.simulator.sandbox import Sandbox
@@ -250,6 +257,13 @@ def build_runtime(
     if sandbox is not None:
         sandbox.attach(runtime)
     return runtime
+
+
+def _is_ed25519_public_key(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def mode_reason(telnyx: TelnyxEnv) -> str:

@@ -266,3 +266,14 @@ def test_sessions_cancel_ends_a_live_call_through_the_running_server(workdir: Pa
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_live_mode_with_a_malformed_public_key_refuses_to_start(workdir: Path) -> None:
+    """A TELNYX_PUBLIC_KEY that is not base64 of 32 bytes is refused at start, not per webhook."""
+    r = run(
+        ["serve", "--port", "0"],
+        workdir,
+        env={"TELNYX_API_KEY": "KEY_test", "TELNYX_PUBLIC_KEY": "not-a-key"},
+    )
+    assert r.returncode == 1
+    assert "/TELNYX_PUBLIC_KEY: not a public key" in r.stderr
