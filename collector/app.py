@@ -116,7 +116,7 @@ def create_app(runtime: Runtime) -> Starlette:
     # admin API, live streams and dashboard: behind the admin token (the webhook stays open)
     auth = Auth.for_runtime(runtime)
     hub = Hub(runtime.forms)
-    runtime.listeners.append(hub.on_decision)
+    runtime.engine.listeners.append(hub.on_decision)  # the engine isolates failures
     runtime.delivery_listeners.append(hub.on_delivery)
 
     routes = [

@@ -208,7 +208,7 @@ class Hub:
         return event
 
     def on_decision(self, event: E.Event, decision: Decision) -> None:
-        """runtime.listeners: turn one saved decision into its live events."""
+        """engine.listeners: turn one saved decision into its live events."""
         if not self.watched:
             return
         try:

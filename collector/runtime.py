@@ -53,7 +53,6 @@ class Runtime:
     delivery: DeliveryWorker | None = None
     timers: Timers | None = None
     self_url: str | None = None
-    listeners: list[Any] = field(default_factory=list)  # (event, decision) -> None
     delivery_listeners: list[Any] = field(default_factory=list)  # (sink, outcome, row) -> None
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -144,11 +143,6 @@ class Runtime:
                 submission_id=decision.submission["submission_id"],
                 errors=[e["pointer"] for e in decision.submission["errors"]],
             )
-        for listener in self.listeners:
-            try:
-                listener(event, decision)
-            except Exception:
-                log.exception("listener_failed", call_control_id=session.call.call_control_id)
 
     def _on_delivery(self, sink: str, outcome: str, row: Any) -> None:
         self.metrics.deliveries.labels(sink, outcome).inc()

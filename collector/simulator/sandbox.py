@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from collector.simulator.fake_telnyx import FakeTelnyx
 from collector.simulator.script import CallScript
-from collector.simulator.signing import generate_keypair
+from collector.simulator.signing import generate_keypair, public_key_b64
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -34,9 +34,7 @@ class Sandbox:
 
     @property
     def public_key(self) -> str:
-        import base64
-
-        return base64.b64encode(bytes(self.signing_key.verify_key)).decode()
+        return public_key_b64(self.signing_key)
 
     def attach(self, runtime: Runtime) -> None:
         self._runtime = runtime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from collector.store.rows import CommandRow, DeliveryRow
 from collector.store.writer import Rows, Writer
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
@@ -36,6 +37,23 @@ def _session_row(s: Session) -> tuple[Any, ...]:
         s.deadline_kind,
         s.model_dump_json(by_alias=True),
     )
+
+
+def _value(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:
+    """The first column of the first row, or None."""
+    row = conn.execute(sql, args).fetchone()
+    return row[0] if row else None
+
+
+def _records(
+    conn: sqlite3.Connection, sql: str, args: Sequence[Any], make: Callable[[sqlite3.Row], R]
+) -> list[R]:
+    """Every row, read by column name and turned into a record by `make`."""
+    conn.row_factory = sqlite3.Row
+    try:
+        return [make(row) for row in conn.execute(sql, args)]
+    finally:
+        conn.row_factory = None
 
 
 class SqliteStore:
@@ -135,21 +153,13 @@ class SqliteStore:
         return await self.run(work)
 
     async def session_by_call(self, call_control_id: str) -> Session | None:
-        def work(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT body FROM sessions WHERE call_control_id = ?", (call_control_id,)
-            ).fetchone()
-            return row[0] if row else None
-
-        body = await self.run(work)
+        sql = "SELECT body FROM sessions WHERE call_control_id = ?"
+        body = await self.run(lambda conn: _value(conn, sql, (call_control_id,)))
         return Session.model_validate_json(body) if body else None
 
     async def session(self, session_id: str) -> Session | None:
-        def work(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT body FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            return row[0] if row else None
-
-        body = await self.run(work)
+        sql = "SELECT body FROM sessions WHERE id = ?"
+        body = await self.run(lambda conn: _value(conn, sql, (session_id,)))
         return Session.model_validate_json(body) if body else None
 
     async def sessions_with_deadlines(self) -> list[Session]:
@@ -211,14 +221,7 @@ class SqliteStore:
             args = (call_control_id,)
         sql += " ORDER BY call_control_id, seq"
 
-        def work(conn: sqlite3.Connection) -> list[CommandRow]:
-            conn.row_factory = sqlite3.Row
-            try:
-                return [CommandRow.from_row(r) for r in conn.execute(sql, args)]
-            finally:
-                conn.row_factory = None
-
-        return await self.run(work)
+        return await self.run(lambda conn: _records(conn, sql, args, CommandRow.from_row))
 
     async def finish_command(
         self,
@@ -233,28 +236,14 @@ class SqliteStore:
         await self._submit(Rows(finished=[(state, at, attempts, error, session_id, seq)]))
 
     async def commands_for(self, session_id: str) -> list[CommandRow]:
-        def work(conn: sqlite3.Connection) -> list[CommandRow]:
-            conn.row_factory = sqlite3.Row
-            try:
-                rows = conn.execute(
-                    "SELECT * FROM commands WHERE session_id = ? ORDER BY seq", (session_id,)
-                )
-                return [CommandRow.from_row(r) for r in rows]
-            finally:
-                conn.row_factory = None
-
-        return await self.run(work)
+        sql = "SELECT * FROM commands WHERE session_id = ? ORDER BY seq"
+        return await self.run(lambda conn: _records(conn, sql, (session_id,), CommandRow.from_row))
 
     # -- submissions and deliveries ---------------------------------------------------
 
     async def submission(self, submission_id: str) -> dict[str, Any] | None:
-        def work(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT body FROM submissions WHERE id = ?", (submission_id,)
-            ).fetchone()
-            return row[0] if row else None
-
-        body = await self.run(work)
+        sql = "SELECT body FROM submissions WHERE id = ?"
+        body = await self.run(lambda conn: _value(conn, sql, (submission_id,)))
         return orjson.loads(body) if body else None
 
     async def poll_deliveries(
@@ -263,22 +252,20 @@ class SqliteStore:
         """The due deliveries, and when the next one not yet due will be, in one job."""
 
         def work(conn: sqlite3.Connection) -> tuple[list[DeliveryRow], float | None]:
-            conn.row_factory = sqlite3.Row
-            try:
-                rows = conn.execute(
-                    "SELECT d.*, s.body AS submission FROM deliveries d"
-                    " JOIN submissions s ON s.id = d.submission_id"
-                    " WHERE d.state = 'pending' AND d.next_at <= ?"
-                    " ORDER BY d.next_at, d.id LIMIT ?",
-                    (now, limit),
-                )
-                due = [DeliveryRow.from_row(r) for r in rows]
-            finally:
-                conn.row_factory = None
-            nxt = conn.execute(
+            due = _records(
+                conn,
+                "SELECT d.*, s.body AS submission FROM deliveries d"
+                " JOIN submissions s ON s.id = d.submission_id"
+                " WHERE d.state = 'pending' AND d.next_at <= ?"
+                " ORDER BY d.next_at, d.id LIMIT ?",
+                (now, limit),
+                DeliveryRow.from_row,
+            )
+            nxt = _value(
+                conn,
                 "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at > ?",
                 (now,),
-            ).fetchone()[0]
+            )
             return due, nxt
 
         return await self.run(work)
@@ -305,19 +292,10 @@ class SqliteStore:
         await self.run(work)
 
     async def deliveries_for(self, submission_id: str) -> list[DeliveryRow]:
-        def work(conn: sqlite3.Connection) -> list[DeliveryRow]:
-            conn.row_factory = sqlite3.Row
-            try:
-                rows = conn.execute(
-                    "SELECT d.*, NULL AS submission FROM deliveries d"
-                    " WHERE submission_id = ? ORDER BY id",
-                    (submission_id,),
-                )
-                return [DeliveryRow.from_row(r) for r in rows]
-            finally:
-                conn.row_factory = None
-
-        return await self.run(work)
+        sql = "SELECT d.*, NULL AS submission FROM deliveries d WHERE submission_id = ? ORDER BY id"
+        return await self.run(
+            lambda conn: _records(conn, sql, (submission_id,), DeliveryRow.from_row)
+        )
 
     async def delivery_stats(self) -> tuple[dict[tuple[str, str], int], float | None]:
         """Deliveries by (sink, state), and the creation time of the oldest pending one."""
@@ -340,20 +318,11 @@ class SqliteStore:
         self, states: tuple[str, ...] = ("pending", "dead")
     ) -> list[DeliveryRow]:
         marks = ",".join("?" for _ in states)
-
-        def work(conn: sqlite3.Connection) -> list[DeliveryRow]:
-            conn.row_factory = sqlite3.Row
-            try:
-                rows = conn.execute(
-                    f"SELECT d.*, NULL AS submission FROM deliveries d WHERE state IN ({marks})"
-                    " ORDER BY d.created_at, d.id",
-                    states,
-                )
-                return [DeliveryRow.from_row(r) for r in rows]
-            finally:
-                conn.row_factory = None
-
-        return await self.run(work)
+        sql = (
+            f"SELECT d.*, NULL AS submission FROM deliveries d WHERE state IN ({marks})"
+            " ORDER BY d.created_at, d.id"
+        )
+        return await self.run(lambda conn: _records(conn, sql, states, DeliveryRow.from_row))
 
     async def requeue(self, now: float, delivery_id: int | None = None) -> int:
         """Make a dead delivery (or, without an id, every dead one) pending again, due now."""
