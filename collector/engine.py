@@ -96,11 +96,11 @@ class Engine:
         # what bound_contextvars does, without its snapshot of the whole context per event
         tokens = structlog.contextvars.bind_contextvars(call_control_id=ccid, form=session.form)
         try:
-            return await self._decide(session, event, webhook)
+            return await self._decide(session, event)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
-    async def _decide(self, session: Session, event: E.Event, webhook: bool) -> str:
+    async def _decide(self, session: Session, event: E.Event) -> str:
         form = self.form_of(session)
         if session.form and form is None:
             log.error("form_missing")
@@ -112,7 +112,6 @@ class Engine:
             sinks = self.sinks_for(form, decision.submission["status"])
         await self.store.commit_step(
             decision.session,
-            event.id if webhook else None,
             decision.commands,
             decision.submission,
             sinks,

@@ -79,7 +79,7 @@ async def _session(store: SqliteStore, cmds: list[Command]) -> None:
     s = Session(
         id="s1", form="contact", call=CallInfo(call_control_id="v3:abc"), started_at=0, updated_at=0
     )
-    await store.commit_step(s, None, cmds)
+    await store.commit_step(s, cmds)
 
 
 async def test_commands_of_a_call_leave_in_decided_order(tmp_path: Path) -> None:

@@ -65,6 +65,7 @@ class SqliteStore:
         self.path = str(path)
         self.synchronous = synchronous
         self._writer: Writer | None = None
+        self._waiting: dict[asyncio.AbstractEventLoop, list[Any]] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -92,24 +93,41 @@ class SqliteStore:
             raise RuntimeError("store is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._writer.submit((job, (loop, fut)))
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            # the first job of this loop turn: the rest of the turn's jobs join it, so the
+            # writer wakes once per turn with everything the turn decided, not once per job
+            waiting = self._waiting[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        waiting.append((job, (loop, fut)))
         return await fut
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs = self._waiting.pop(loop, [])
+        if self._writer is None:
+            error = RuntimeError("store is not open")
+            for _, (_, fut) in jobs:
+                if not fut.done():
+                    fut.set_exception(error)
+            return
+        self._writer.submit_many(jobs)
 
     # -- sessions and events --------------------------------------------------------
 
     async def commit_step(
         self,
         session: Session,
-        event_id: str | None,
         commands: Iterable[Command] = (),
         submission: dict[str, Any] | None = None,
         sinks: Iterable[str] = (),
     ) -> None:
-        """Save one decision atomically: the event id, the session, its outbox rows."""
+        """Save one decision atomically: the session, its outbox rows, its submission.
+
+        The event's id is in the session (`event_ids`, how decide() spots a redelivery), so
+        it needs no row of its own: `seen_events` holds only events that reached no session.
+        """
         rows = Rows(sessions=[_session_row(session)])
         ccid = session.call.call_control_id
-        if event_id is not None:
-            rows.seen.append((event_id, ccid, session.updated_at))
         rows.commands = [
             (
                 session.id,

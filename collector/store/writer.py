@@ -21,7 +21,6 @@ from typing import Any
 from collector.store.migrations import migrate
 
 # heads of multi-row statements: _write_many appends "(?,..),(?,..)" and the tail
-_INSERT_SEEN = "INSERT OR IGNORE INTO seen_events (id, call_control_id, received_at) VALUES "
 _INSERT_COMMAND = (
     "INSERT OR IGNORE INTO commands (session_id, call_control_id, seq, action, body,"
     " command_id, decided_at, updated_at) VALUES "
@@ -57,7 +56,6 @@ _STOP = object()
 class Rows:
     """A step's writes as plain rows, so a whole group goes in one executemany per table."""
 
-    seen: list[tuple[Any, ...]] = field(default_factory=list)
     sessions: list[tuple[Any, ...]] = field(default_factory=list)
     commands: list[tuple[Any, ...]] = field(default_factory=list)
     submissions: list[tuple[Any, ...]] = field(default_factory=list)
@@ -65,7 +63,6 @@ class Rows:
     finished: list[tuple[Any, ...]] = field(default_factory=list)  # commands sent or given up
 
     def extend(self, other: Rows) -> None:
-        self.seen += other.seen
         self.sessions += other.sessions
         self.commands += other.commands
         self.submissions += other.submissions
@@ -75,7 +72,6 @@ class Rows:
     def write(self, conn: sqlite3.Connection) -> None:
         # one multi-row statement per table (per _CHUNK rows), not one step per row: the
         # writer takes the GIL back after every step, and under load each take is a wait
-        _write_many(conn, _INSERT_SEEN, 3, self.seen)
         _write_many(conn, _UPSERT_SESSION, 10, self.sessions, _UPSERT_SESSION_TAIL)
         _write_many(conn, _INSERT_COMMAND, 8, self.commands)
         _write_many(conn, _INSERT_SUBMISSION, 6, self.submissions)
@@ -125,6 +121,10 @@ class Writer(threading.Thread):
     def submit(self, job: Any) -> None:
         self.jobs.put(job)
 
+    def submit_many(self, jobs: list[Any]) -> None:
+        """Queue jobs that must reach the writer together (one wake-up, one group)."""
+        self.jobs.put(jobs)
+
     def stop(self) -> None:
         self.jobs.put(_STOP)
 
@@ -146,10 +146,11 @@ class Writer(threading.Thread):
         try:
             stopping = False
             while not stopping:
-                batch = [self.jobs.get()]
+                batch: list[Any] = []
+                _take(batch, self.jobs.get())
                 while len(batch) < _MAX_BATCH:
                     try:
-                        batch.append(self.jobs.get_nowait())
+                        _take(batch, self.jobs.get_nowait())
                     except queue.Empty:
                         break
                 if _STOP in batch:
@@ -198,6 +199,13 @@ class Writer(threading.Thread):
                 conn.execute("ROLLBACK")
             results = [(resolve, None, exc) for _, resolve in batch]
         return results
+
+
+def _take(batch: list[Any], item: Any) -> None:
+    if isinstance(item, list):
+        batch.extend(item)
+    else:
+        batch.append(item)
 
 
 def _settle(results: list[tuple[Any, Any, Any]]) -> None:

@@ -40,9 +40,7 @@ async def test_concurrent_steps_are_all_durable_and_readable_from_a_new_connecti
     store = await open_store(tmp_path)
     await asyncio.gather(
         *(
-            store.commit_step(
-                session(i), f"e{i}", [Command(action="answer", seq=1, decided_at=1.0)]
-            )
+            store.commit_step(session(i), [Command(action="answer", seq=1, decided_at=1.0)])
             for i in range(300)
         )
     )
@@ -50,7 +48,8 @@ async def test_concurrent_steps_are_all_durable_and_readable_from_a_new_connecti
     conn = sqlite3.connect(tmp_path / "db" / "collector.db")
     assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 300
     assert conn.execute("SELECT COUNT(*) FROM commands WHERE state='pending'").fetchone()[0] == 300
-    assert conn.execute("SELECT COUNT(*) FROM seen_events").fetchone()[0] == 300
+    # each event's id lives in its session (decide() dedupes there): no row of its own
+    assert conn.execute("SELECT COUNT(*) FROM seen_events").fetchone()[0] == 0
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
@@ -64,9 +63,9 @@ async def test_a_failing_job_does_not_undo_the_others_in_its_group(tmp_path: Pat
         raise ValueError("boom")
 
     results = await asyncio.gather(
-        store.commit_step(session(1), "e1"),
+        store.commit_step(session(1)),
         store.run(bad),
-        store.commit_step(session(2), "e2"),
+        store.commit_step(session(2)),
         return_exceptions=True,
     )
     assert isinstance(results[1], ValueError)
@@ -84,7 +83,7 @@ async def test_session_round_trips_and_is_found_by_call(tmp_path: Path) -> None:
     """What is saved is what is loaded, by id and by call_control_id."""
     store = await open_store(tmp_path)
     s = session(1, state=State.GATHERING, partial={"name": "Maria"})
-    await store.commit_step(s, None)
+    await store.commit_step(s)
     assert await store.session_by_call("v3:c1") == s
     assert await store.session("s1") == s
     assert await store.session("nope") is None
@@ -95,16 +94,12 @@ async def test_submission_and_its_deliveries_are_written_together(tmp_path: Path
     """A finalizing step writes the submission and one pending delivery per sink."""
     store = await open_store(tmp_path)
     sub = {"submission_id": "sub-1", "form": "contact", "status": "completed", "data": {}}
-    await store.commit_step(
-        session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"]
-    )
+    await store.commit_step(session(1, state=State.COMPLETED), submission=sub, sinks=["a", "b"])
     due = (await store.poll_deliveries(now=10**10))[0]
     assert sorted(r.sink for r in due) == ["a", "b"]
     assert all(r.submission == sub and r.key == "sub-1" for r in due)
     # a replay of the same step (crash before the ack) adds nothing
-    await store.commit_step(
-        session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a", "b"]
-    )
+    await store.commit_step(session(1, state=State.COMPLETED), submission=sub, sinks=["a", "b"])
     assert len((await store.poll_deliveries(now=10**10))[0]) == 2
     await store.close()
 
@@ -113,7 +108,7 @@ async def test_dead_deliveries_can_be_requeued_and_submissions_replayed(tmp_path
     """requeue() revives dead rows; replay() adds a new delivery under a new key."""
     store = await open_store(tmp_path)
     sub = {"submission_id": "sub-1", "form": "contact", "status": "completed"}
-    await store.commit_step(session(1, state=State.COMPLETED), "e1", submission=sub, sinks=["a"])
+    await store.commit_step(session(1, state=State.COMPLETED), submission=sub, sinks=["a"])
     [row] = (await store.poll_deliveries(now=10**10))[0]
     await store.update_delivery(row.id, state="dead", attempts=12, at=5.0, error="503")
     assert [r.state for r in await store.list_deliveries()] == ["dead"]
@@ -132,11 +127,10 @@ async def test_prune_keeps_undelivered_submissions(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     await store.commit_step(
         session(1, state=State.COMPLETED),
-        "e1",
         submission={"submission_id": "x1", "form": "contact", "status": "completed"},
         sinks=["a"],
     )
-    await store.commit_step(session(2, state=State.COMPLETED), "e2")
+    await store.commit_step(session(2, state=State.COMPLETED))
     removed = await store.prune(now=1000.0 + 40 * 86400, retention_days=30)
     assert removed == 1
     assert await store.session("s1") is not None  # pending delivery keeps it
@@ -160,9 +154,9 @@ async def test_a_bad_step_in_a_merged_group_fails_alone(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     bad = {"submission_id": "x", "form": None, "status": "completed"}  # form is NOT NULL
     results = await asyncio.gather(
-        *(store.commit_step(session(i), f"e{i}") for i in range(5)),
-        store.commit_step(session(99), "e99", submission=bad, sinks=["a"]),
-        *(store.commit_step(session(i), f"e{i}") for i in range(5, 10)),
+        *(store.commit_step(session(i)) for i in range(5)),
+        store.commit_step(session(99), submission=bad, sinks=["a"]),
+        *(store.commit_step(session(i)) for i in range(5, 10)),
         return_exceptions=True,
     )
     assert [isinstance(r, sqlite3.IntegrityError) for r in results] == [False] * 5 + [True] + [
