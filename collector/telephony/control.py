@@ -14,6 +14,7 @@ import telnyx
 from telnyx._utils import path_template
 
 from collector.session.commands import RETRIEVE_STATUS
+from collector.telephony.transport import CommandHttpClient
 
 GONE_CODES = frozenset({"90018", "90015"})  # call has already ended / invalid call control id
 
@@ -51,13 +52,13 @@ def _error_parts(exc: telnyx.APIStatusError) -> tuple[str | None, str]:
 def make_client(
     api_key: str | None, base_url: str | None, *, timeout: float = 10.0, max_retries: int = 2
 ) -> telnyx.AsyncTelnyx:
-    """AsyncTelnyx on the SDK's aiohttp transport (about half the CPU of httpx's)."""
+    """AsyncTelnyx over aiohttp (telephony/transport.py: the SDK's aiohttp path, leaner)."""
     return telnyx.AsyncTelnyx(
         api_key=api_key or "sandbox",
         base_url=base_url,
         timeout=timeout,
         max_retries=max_retries,
-        http_client=telnyx.DefaultAioHttpClient(timeout=timeout),
+        http_client=CommandHttpClient(timeout=timeout),
     )
 
 
