@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import orjson
@@ -213,6 +214,33 @@ async def test_body_over_one_mebibyte_is_413(stack: Stack) -> None:
     body = b'{"data": {"id": "x", "pad": "' + b"a" * (1024 * 1024) + b'"}}'
     r = await stack.post(body)
     assert r.status_code == 413
+
+
+async def test_a_chunked_body_over_one_mebibyte_is_413_without_a_length(stack: Stack) -> None:
+    """Without a Content-Length the limit is counted while reading."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(80):
+            yield b"a" * 16384
+
+    headers = sign(b"", stack.fake.signing_key)
+    r = await stack.client.post(f"{stack.url}/webhooks/telnyx", content=chunks(), headers=headers)
+    assert r.status_code == 413
+    assert r.json() == {"error": {"code": "payload_too_large", "message": ANY}}
+
+
+async def test_webhook_responses_are_json_with_a_length(stack: Stack) -> None:
+    """Acknowledgements and refusals carry Content-Type and Content-Length; GET is 405."""
+    ok = await stack.post(_fixture("call.initiated"))
+    assert ok.status_code == 200 and ok.json() == {"status": "ok"}
+    refused = await stack.post(b"{}", headers={"content-type": "application/json"})
+    assert refused.status_code == 401
+    for r in (ok, refused):
+        assert r.headers["content-type"] == "application/json"
+        assert int(r.headers["content-length"]) == len(r.content)
+    assert set(refused.json()["error"]) == {"code", "message"}
+    wrong_method = await stack.client.get(f"{stack.url}/webhooks/telnyx")
+    assert wrong_method.status_code == 405
 
 
 async def test_unknown_event_type_is_acknowledged(stack: Stack) -> None:
