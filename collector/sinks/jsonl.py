@@ -1,4 +1,4 @@
-"""The JSONL sink: one line per submission, appended, flushed and fsynced.
+"""The JSONL sink: one line per submission, appended and fsynced (concurrent ones together).
 
 Crash-safe: at start it reads the ids already in the file, and a replayed delivery of a
 submission that is already there writes nothing. A torn last line (a crash mid-write, never
@@ -33,6 +33,7 @@ class JsonlSink:
         self.path = path
         self._written: set[str] | None = None
         self._lock = asyncio.Lock()
+        self._queued: list[tuple[str, bytes, asyncio.Future[None]]] = []
 
     def _load(self) -> set[str]:
         written: set[str] = set()
@@ -68,15 +69,38 @@ class JsonlSink:
         self._written = await asyncio.to_thread(self._load)
 
     async def deliver(self, submission: dict[str, Any]) -> None:
+        # deliveries that arrive while a write is under way wait for the lock together, and
+        # the first of them to get it writes them all with one write and one fsync
+        landed = asyncio.get_running_loop().create_future()
+        self._queued.append((submission["submission_id"], orjson.dumps(submission), landed))
         async with self._lock:
+            if not landed.done():
+                await self._write_queued()
+        await landed
+
+    async def _write_queued(self) -> None:
+        batch, self._queued = self._queued, []
+        try:
             if self._written is None:
                 self._written = await asyncio.to_thread(self._load)
-            sid = submission["submission_id"]
-            if sid in self._written:
-                return
-            line = orjson.dumps(submission) + b"\n"
-            await asyncio.to_thread(self._append, line)
-            self._written.add(sid)
+            written = self._written
+            fresh: dict[str, bytes] = {}
+            for sid, line, _ in batch:
+                if sid not in written:
+                    fresh.setdefault(sid, line)
+            if fresh:
+                await asyncio.to_thread(self._append, b"\n".join(fresh.values()) + b"\n")
+                written.update(fresh)
+        except BaseException as exc:
+            for _, _, landed in batch:
+                if not landed.done():
+                    landed.set_exception(exc if isinstance(exc, Exception) else OSError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for _, _, landed in batch:
+                if not landed.done():
+                    landed.set_result(None)
 
 
 def from_config(*, name: str, options: dict[str, Any], base_dir: Path) -> JsonlSink:

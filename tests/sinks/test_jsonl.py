@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,26 @@ def test_unknown_option_is_refused(tmp_path: Path) -> None:
     """An option jsonl does not know is a ValueError naming it."""
     with pytest.raises(ValueError, match=r"unknown option.*colour"):
         from_config(name="j", options={"path": "x.jsonl", "colour": "red"}, base_dir=tmp_path)
+
+
+@pytest.mark.anyio
+async def test_concurrent_deliveries_land_once_each_in_whole_lines(tmp_path: Path) -> None:
+    """Deliveries racing each other (the same id among them) share writes, never lines."""
+    path = tmp_path / "results.jsonl"
+    sink = await started(JsonlSink(path))
+    subs = [make_submission(f"s-{i}") for i in range(60)]
+    await asyncio.gather(*(sink.deliver(s) for s in subs + subs[:10]))
+    ids = [orjson.loads(line)["submission_id"] for line in lines_of(path)]
+    assert sorted(ids) == sorted(s["submission_id"] for s in subs)
+
+
+@pytest.mark.anyio
+async def test_a_failed_write_fails_every_delivery_waiting_on_it(tmp_path: Path) -> None:
+    """If the file cannot be written, each delivery in the group raises (and is retried)."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the folder should be")
+    sink = JsonlSink(blocker / "results.jsonl")
+    results = await asyncio.gather(
+        *(sink.deliver(make_submission(f"s-{i}")) for i in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, OSError) for r in results)
