@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +145,33 @@ async def test_a_body_that_is_not_json_is_returned_as_text() -> None:
             assert await ctl.execute("v3:abc", "answer", {}, "cmd-1") == "plain words"
         finally:
             await ctl.close()
+
+
+async def test_an_api_with_an_untrusted_certificate_is_refused(tmp_path: Path) -> None:
+    """TLS is verified: a self-signed server never sees the request (or the API key)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    requests: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.read(65536))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    ctl = control(f"https://127.0.0.1:{port}")
+    try:
+        with pytest.raises(CommandTransient):
+            await ctl.execute("v3:abc", "answer", {}, "cmd-1")
+    finally:
+        await ctl.close()
+        server.close()
+        await server.wait_closed()
+    assert requests == []

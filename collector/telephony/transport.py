@@ -29,7 +29,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._max_connections)
+        # httpx's TLS context (certifi's CA bundle), as the SDK's own clients verify with
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, ssl=httpx.create_ssl_context()
+        )
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         return self._session
 
