@@ -217,6 +217,21 @@ def build_runtime(
 
         sandbox = Sandbox(pace=settings.sandbox_pace_seconds)
         public_key = sandbox.public_key
+        ignored = [
+            name
+            for name, v in (
+                ("TELNYX_PUBLIC_KEY", telnyx.public_key),
+                ("TELNYX_BASE_URL", telnyx.base_url),
+            )
+            if v
+        ]
+        if ignored:
+            log.warning(
+                "telnyx_settings_ignored",
+                ignored=ignored,
+                reason="TELNYX_API_KEY is not set, so this is sandbox mode: webhooks are"
+                " verified with the simulator's key and commands go to the simulator",
+            )
     if problems:
         raise ConfigurationError(problems)
 

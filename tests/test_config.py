@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from collector.config import load_settings
 from collector.errors import ConfigurationError
+from collector.runtime import build_runtime
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,3 +93,21 @@ def test_database_synchronous_is_full_by_default_and_checked(tmp_path: Path) -> 
     with pytest.raises(ConfigurationError) as info:
         load_settings(environ={"COLLECTOR_DATABASE_SYNCHRONOUS": "OFF"})
     assert "/database_synchronous:" in info.value.problems[0]
+
+
+def test_telnyx_settings_without_an_api_key_are_named_as_ignored(tmp_path: Path) -> None:
+    """Sandbox mode says so when TELNYX_PUBLIC_KEY / TELNYX_BASE_URL would go unused."""
+    forms = Path(__file__).resolve().parent / "fixtures" / "forms"
+    environ = {
+        "COLLECTOR_FORMS_DIR": str(forms),
+        "COLLECTOR_DATABASE_URL": f"sqlite:///{tmp_path}/c.db",
+        "TELNYX_PUBLIC_KEY": "MCowBQYDK2VwAyEA",
+    }
+    with capture_logs() as logs:
+        runtime = build_runtime(load_settings(environ=environ), environ)
+    assert runtime.mode == "sandbox"
+    warned = [e for e in logs if e["event"] == "telnyx_settings_ignored"]
+    assert len(warned) == 1 and warned[0]["ignored"] == ["TELNYX_PUBLIC_KEY"]
+    with capture_logs() as logs:
+        build_runtime(load_settings(environ={**environ, "TELNYX_PUBLIC_KEY": ""}), {})
+    assert not [e for e in logs if e["event"] == "telnyx_settings_ignored"]
