@@ -1,8 +1,9 @@
 """The SQLite store: sessions, seen events, the command outbox, submissions and deliveries.
 
-Every read and write goes through one writer thread (store/writer.py) that commits in
-groups and answers each caller only once its job is durable (WAL, synchronous=FULL by
-default). aiosqlite would give us the thread but not the grouping.
+Every read and write is a job for one writer thread (store/jobs.py hands them over,
+store/writer.py commits them in groups) and each caller is answered only once its job is
+durable (WAL, synchronous=FULL by default). aiosqlite would give us the thread but not the
+grouping.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from collector.session.commands import Command
 from collector.session.model import Session
+from collector.store.jobs import WriterJobs
 from collector.store.rows import CommandRow, DeliveryRow
-from collector.store.writer import Rows, Writer
+from collector.store.writer import Rows
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -56,61 +56,8 @@ def _records(
         conn.row_factory = None
 
 
-class SqliteStore:
+class SqliteStore(WriterJobs):
     """Durable state of every call, in one SQLite file."""
-
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
-        if synchronous not in ("FULL", "NORMAL"):
-            raise ValueError("synchronous must be FULL or NORMAL")
-        self.path = str(path)
-        self.synchronous = synchronous
-        self._writer: Writer | None = None
-        self._waiting: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = Writer(self.path, self.synchronous)
-        self._writer.start()
-        await asyncio.to_thread(self._writer.ready.wait)
-        if self._writer.error is not None:
-            raise self._writer.error
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.stop()
-            await asyncio.to_thread(self._writer.join, 10)
-            self._writer = None
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run fn(conn) in the writer thread, inside a transaction, once it is durable."""
-        return await self._submit(fn)  # type: ignore[no-any-return]
-
-    async def _submit(self, job: Any) -> Any:
-        if self._writer is None:
-            raise RuntimeError("store is not open")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        waiting = self._waiting.get(loop)
-        if waiting is None:
-            # the first job of this loop turn: the rest of the turn's jobs join it, so the
-            # writer wakes once per turn with everything the turn decided, not once per job
-            waiting = self._waiting[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        waiting.append((job, (loop, fut)))
-        return await fut
-
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        jobs = self._waiting.pop(loop, [])
-        if self._writer is None:
-            error = RuntimeError("store is not open")
-            for _, (_, fut) in jobs:
-                if not fut.done():
-                    fut.set_exception(error)
-            return
-        self._writer.submit_many(jobs)
 
     # -- sessions and events --------------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""How jobs reach the SQLite writer thread from asyncio, and come back once durable.
+
+A job is a `Rows` (a step's writes, merged with the group's other rows) or a function of
+the connection. The jobs of one event-loop turn are handed over together, so the writer
+wakes once per turn and commits them as one group; each caller's future resolves only
+after that COMMIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from collector.store.writer import Writer
+
+T = TypeVar("T")
+
+
+class WriterJobs:
+    """Owns the writer thread of one SQLite file and queues jobs for it."""
+
+    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._writer: Writer | None = None
+        self._waiting: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = Writer(self.path, self.synchronous)
+        self._writer.start()
+        await asyncio.to_thread(self._writer.ready.wait)
+        if self._writer.error is not None:
+            raise self._writer.error
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.to_thread(self._writer.join, 10)
+            self._writer = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(conn) in the writer thread, inside a transaction, once it is durable."""
+        return await self._submit(fn)  # type: ignore[no-any-return]
+
+    async def _submit(self, job: Any) -> Any:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            # the first job of this loop turn: the rest of the turn's jobs join it, so the
+            # writer wakes once per turn with everything the turn decided, not once per job
+            waiting = self._waiting[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        waiting.append((job, (loop, fut)))
+        return await fut
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs = self._waiting.pop(loop, [])
+        if self._writer is None:
+            error = RuntimeError("store is not open")
+            for _, (_, fut) in jobs:
+                if not fut.done():
+                    fut.set_exception(error)
+            return
+        self._writer.submit_many(jobs)
