@@ -1,10 +1,11 @@
-"""The simulated phone network and voice AI: what Telnyx does after each command.
+"""The simulated phone network: what Telnyx does after each command.
 
 `Network` owns the simulated calls' behaviour. A command's effect runs after the HTTP
 response, as an asyncio task per call, with `pace` seconds between webhooks: media effects
 (answer, speak, keypad and AI gathers, assistant conversations) queue behind each other,
 while hangup, gather_stop and ai_assistant_stop act at once and end what is playing. Each
-event goes to the call's ordered webhook queue (`webhooks.WebhookSender`).
+event goes to the call's ordered webhook queue (`webhooks.WebhookSender`). The voice AI's
+conversations (AI gathers, assistants) are in `voice_ai`.
 
 Where Telnyx leaves the behaviour open, the simulator picks one and sticks to it:
 
@@ -14,10 +15,7 @@ Where Telnyx leaves the behaviour open, the simulator picks one and sticks to it
   `call.conversation.ended`;
 * `gather_stop` ends a keypad gather with status `cancelled` (the digits so far) and an AI
   gather with `call.ai_gather.ended` status `invalid` plus `call.conversation.ended`;
-* history updates and partial results are sent only when the gather asked for them
-  (`send_message_history_updates`, `send_partial_results`), as Telnyx does;
-* a keypad gather with nothing scripted ends at once with status `timeout`;
-* after `ai_assistant_start` the caller says goodbye and hangs up.
+* a keypad gather with nothing scripted ends at once with status `timeout`.
 """
 
 from __future__ import annotations
@@ -25,14 +23,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from collector.simulator.caller import ScriptedCaller
 from collector.simulator.calls import (
-    DEFAULT_LLM,
-    DEFAULT_STT,
-    DEFAULT_VOICE,
     AiGatherState,
     KeypadState,
     SimCall,
@@ -41,48 +36,14 @@ from collector.simulator.calls import (
     initiated_fields,
     iso_now,
 )
+from collector.simulator.effect import Effect, int_or, media, str_or
 from collector.simulator.script import CallScript
+from collector.simulator.voice_ai import ai_gather, assistant_conversation, text_messages
 from collector.simulator.webhooks import WebhookSender
 
 __all__ = ["Effect", "Network"]
 
-Effect = Callable[[], Coroutine[Any, Any, None]]
 _KEYPAD_ACTIONS = frozenset({"gather", "gather_using_speak", "gather_using_audio"})
-
-
-def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _str(value: Any, default: str) -> str:
-    return value if isinstance(value, str) else default
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _messages(value: Any) -> list[dict[str, str]]:
-    """The user/assistant text messages of a `message_history` / `messages` list."""
-    if not isinstance(value, list):
-        return []
-    return [
-        {"role": m["role"], "content": m["content"]}
-        for m in value
-        if isinstance(m, Mapping)
-        and m.get("role") in ("user", "assistant")
-        and isinstance(m.get("content"), str)
-    ]
-
-
-def _media(kind: str) -> Callable[[Effect], Effect]:
-    """Name what a queued effect plays, so gather_stop / ai_assistant_stop can find it."""
-
-    def mark(effect: Effect) -> Effect:
-        effect.kind = kind  # type: ignore[attr-defined]
-        return effect
-
-    return mark
 
 
 class Network:
@@ -230,7 +191,7 @@ class Network:
         )
         self.calls[call.call_control_id] = call
 
-        @_media("ring")
+        @media("ring")
         async def ring() -> None:
             self.emit(call, "call.initiated", initiated_fields(call), client_state=None)
             if script.hangup == "before_answer":
@@ -245,7 +206,7 @@ class Network:
         """What follows a dial: `call.initiated` (bridging), then answered or no answer."""
         cs = call.client_state
 
-        @_media("ring")
+        @media("ring")
         async def ring() -> None:
             await self.pause(call)
             self.emit(call, "call.initiated", initiated_fields(call), client_state=cs)
@@ -277,7 +238,7 @@ class Network:
             if call.answered or call.direction == "outgoing":
                 return None, True  # nothing to answer
             call.answered = True
-            if _str(body.get("webhook_url"), ""):
+            if str_or(body.get("webhook_url"), ""):
                 call.webhook_url = body["webhook_url"]
             return self._answer(call, cs), True
         if action == "hangup":
@@ -296,13 +257,13 @@ class Network:
             return self._keypad(call, action, body, cs, digits), True
         if action == "gather_using_ai":
             data["conversation_id"] = conversation_id = str(uuid.uuid4())
-            return self._ai_gather(call, body, cs, conversation_id), True
+            return ai_gather(self, call, body, cs, conversation_id), True
         if action == "gather_stop":
             return self._stop_gather(call, cs), False
         if action == "ai_assistant_start":
             data["conversation_id"] = conversation_id = str(uuid.uuid4())
             call.assistant = AiGatherState(conversation_id, cs, history=[])
-            return self._assistant(call, body, cs, call.assistant), True
+            return assistant_conversation(self, call, body, cs, call.assistant), True
         if action == "ai_assistant_stop":
 
             async def stop() -> None:
@@ -312,13 +273,13 @@ class Network:
 
             return stop, False
         if action == "ai_assistant_add_messages" and call.assistant is not None:
-            for m in _messages(body.get("messages")):
+            for m in text_messages(body.get("messages")):
                 call.assistant.history.append(m)
                 call.assistant.stamps.append(iso_now("milliseconds"))
         return None, True  # client_state_update, ai_assistant_add_messages: no webhooks
 
     def _answer(self, call: SimCall, cs: str | None) -> Effect:
-        @_media("answer")
+        @media("answer")
         async def answer() -> None:
             await self.pause(call)
             fields = {"start_time": call.start_time, "state": "answered"}
@@ -327,7 +288,7 @@ class Network:
         return answer
 
     def _speak(self, call: SimCall, cs: str | None) -> Effect:
-        @_media("speak")
+        @media("speak")
         async def speak() -> None:
             await self.pause(call)
             self.emit(call, "call.speak.started", client_state=cs, parties=False)
@@ -343,12 +304,12 @@ class Network:
     def _keypad(
         self, call: SimCall, action: str, body: dict[str, Any], cs: str | None, entry: str | None
     ) -> Effect:
-        terminator = _str(body.get("terminating_digit"), "#")
-        valid = _str(body.get("valid_digits"), "0123456789#*")
-        low = _int(body.get("minimum_digits"), 1)
-        high = _int(body.get("maximum_digits"), 128)
+        terminator = str_or(body.get("terminating_digit"), "#")
+        valid = str_or(body.get("valid_digits"), "0123456789#*")
+        low = int_or(body.get("minimum_digits"), 1)
+        high = int_or(body.get("maximum_digits"), 128)
 
-        @_media("keypad")
+        @media("keypad")
         async def gather() -> None:
             call.keypad = state = KeypadState(cs)
             try:
@@ -400,101 +361,3 @@ class Network:
                 self.end_ai(call, "invalid")
 
         return stop
-
-    def _ai_gather(
-        self, call: SimCall, body: dict[str, Any], cs: str | None, conversation_id: str
-    ) -> Effect:
-        greeting = body.get("greeting")
-        plan = call.caller.plan_ai_gather(
-            _dict(body.get("parameters")), greeting if isinstance(greeting, str) else None
-        )
-        history = _messages(body.get("message_history"))
-        history_updates = body.get("send_message_history_updates") is True
-        partials = body.get("send_partial_results") is True
-        assistant = _dict(body.get("assistant"))
-        transcription = _dict(body.get("transcription"))
-
-        @_media("ai")
-        async def gather() -> None:
-            state = AiGatherState(
-                conversation_id,
-                cs,
-                history=list(history),
-                required=plan.required,
-                stamps=[iso_now("milliseconds")] * len(history),
-                llm_model=_str(assistant.get("model"), DEFAULT_LLM),
-                stt_model=_str(transcription.get("model"), DEFAULT_STT),
-                voice=_str(body.get("voice"), DEFAULT_VOICE),
-            )
-            call.ai = state
-            await self.pause(call)
-            fields = {"calling_party_type": "pstn", "conversation_id": conversation_id}
-            self.emit(call, "call.conversation.created", fields, client_state=cs)
-            answered = 0
-            for turn in plan.turns:
-                if plan.hangup_after_answers is not None and answered >= plan.hangup_after_answers:
-                    break
-                await self.pause(call)
-                for role, text in (("assistant", turn.question), ("user", turn.reply)):
-                    state.history.append({"role": role, "content": text})
-                    state.stamps.append(iso_now("milliseconds"))
-                if turn.answered:
-                    state.result[turn.field] = turn.value
-                    answered += 1
-                snapshot = [dict(m) for m in state.history]
-                if history_updates:
-                    self.emit(
-                        call,
-                        "call.ai_gather.message_history_updated",
-                        {"message_history": snapshot},
-                        client_state=cs,
-                    )
-                if partials and turn.answered:
-                    if history_updates:
-                        await self.pause(call)
-                    fields = {"message_history": snapshot, "partial_results": dict(state.result)}
-                    self.emit(call, "call.ai_gather.partial_results", fields, client_state=cs)
-            await self.pause(call)
-            if plan.hangup_after_answers is not None:
-                self.hangup_now(call, "caller", "normal_clearing")
-                return
-            self.end_ai(call, plan.status(state.result))
-            if plan.hangup_after_gather:
-                await self.pause(call)
-                self.hangup_now(call, "caller", "normal_clearing")
-
-        return gather
-
-    def _assistant(
-        self, call: SimCall, body: dict[str, Any], cs: str | None, state: AiGatherState
-    ) -> Effect:
-        for m in _messages(body.get("message_history")):
-            state.history.append(m)
-            state.stamps.append(iso_now("milliseconds"))
-        greeting = _str(body.get("greeting"), "") or "How else can I help you today?"
-        history_updates = body.get("send_message_history_updates") is True
-
-        @_media("assistant")
-        async def converse() -> None:
-            if call.assistant is not state:
-                return  # stopped before it started
-            await self.pause(call)
-            fields = {"calling_party_type": "pstn", "conversation_id": state.conversation_id}
-            self.emit(call, "call.conversation.created", fields, client_state=cs)
-            await self.pause(call)
-            for role, text in (("assistant", greeting), ("user", "That's all, thank you. Bye!")):
-                state.history.append({"role": role, "content": text})
-                state.stamps.append(iso_now("milliseconds"))
-            if history_updates:
-                snapshot = [dict(m) for m in state.history]
-                fields = {"message_history": snapshot}
-                self.emit(call, "call.ai_gather.message_history_updated", fields, client_state=cs)
-            await self.pause(call)
-            if call.assistant is state:
-                call.assistant = None
-                ended = conversation_ended_fields(state)
-                self.emit(call, "call.conversation.ended", ended, client_state=cs)
-            await self.pause(call)
-            self.hangup_now(call, "caller", "normal_clearing")
-
-        return converse
