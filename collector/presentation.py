@@ -6,19 +6,8 @@ wherever its value would appear: field values, partial results, the embedded sub
 data and fields, delivery errors, notes and conversation summaries. Only the sinks get the
 real values.
 
-How values and transcript lines are masked is collector/masking.py; in short, the
-transcript needs more care, because speech cannot be matched reliably:
-
-* every line has the verbatim form of each sensitive value (case-insensitive), its spoken
-  form (dates and times in words, digits spaced out) and any run of 4 or more digits that
-  also appears in a sensitive value replaced by "•••";
-* a `user` line that contains any of those is replaced as a whole by "••• (sensitive)";
-* while a live call's current gather asks for a sensitive field whose value has not been
-  heard yet, the user lines of that gather that contain a digit are replaced too (the
-  caller may have said it before the AI reported it as a partial result).
-
-When a session's form is missing (removed since the call), every field is treated as
-sensitive: we cannot tell which ones were.
+How a value or a transcript line is masked (speech needs more care than data) is
+collector/masking.py.
 """
 
 from __future__ import annotations
