@@ -8,7 +8,8 @@ Starlette app (sandbox mode mounts it at `/_sandbox/telnyx`, making the SDK's ba
 `http://127.0.0.1:PORT/v2`).
 
 Every request body is checked against the SDK's param types (`collector.telnyx_params`);
-a bad body gets Telnyx's 422 and lands in `fake.rejected`. Accepted commands land in
+a bad body gets Telnyx's 422 and lands in `fake.rejected` (the HTTP side, with its
+body checks and call-state refusals, is `call_control_api`). Accepted commands land in
 `fake.requests`, and after the response the fake sends, `pace` seconds apart, the
 webhooks Telnyx would send next, signed with Ed25519 exactly as Telnyx signs them.
 
@@ -24,21 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import httpx
-import orjson
 from nacl.signing import SigningKey
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from collector.simulator.caller import ScriptedCaller
+from collector.simulator.call_control_api import CallControlApi
 from collector.simulator.calls import (
     DEFAULT_CONNECTION_ID,
     Delivery,
@@ -50,23 +45,10 @@ from collector.simulator.network import Network
 from collector.simulator.script import CallScript
 from collector.simulator.signing import generate_keypair, public_key_b64
 from collector.simulator.webhooks import WebhookSender
-from collector.telnyx_params import ACTIONS, check_params
 
 __all__ = ["FakeTelnyx", "RecordedCommand", "RejectedCommand", "SimCall"]
 
-log = logging.getLogger(__name__)
-
-CALL_ACTIONS = ACTIONS - {"dial"}
-DEDUPE_SECONDS = 60.0
-_BEFORE_ANSWER_OK = frozenset({"answer", "hangup", "client_state_update"})
-
 T = TypeVar("T")
-
-
-class _Refusal(Exception):
-    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.title, self.detail = status, code, title, detail
 
 
 class FakeTelnyx:
@@ -93,7 +75,7 @@ class FakeTelnyx:
         self._http = http
         self._own_http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._seen: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._api = CallControlApi(self)
         self._app: Starlette | None = None
         self.sender = WebhookSender(self.signing_key, http=self._client, backoff=max(pace, 0.05))
         self.network = Network(self.calls, self.sender, webhook_url, pace)
@@ -144,18 +126,7 @@ class FakeTelnyx:
                 yield
                 await self.aclose()
 
-            self._app = Starlette(
-                routes=[
-                    Route("/v2/calls", self._dial, methods=["POST"]),
-                    Route(
-                        "/v2/calls/{call_control_id:path}/actions/{action}",
-                        self._action,
-                        methods=["POST", "PUT"],
-                    ),
-                    Route("/v2/calls/{call_control_id:path}", self._status, methods=["GET"]),
-                ],
-                lifespan=lifespan,
-            )
+            self._app = Starlette(routes=self._api.routes(), lifespan=lifespan)
         return self._app
 
     def script_for_number(self, number: str, script: CallScript | Mapping[str, Any] | None) -> None:
@@ -272,46 +243,7 @@ class FakeTelnyx:
             raise KeyError(f"no simulated call {call_control_id!r}")
         self.network.hangup_now(call, source, cause)
 
-    # -- HTTP -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _error(
-        status: int, code: str, title: str, detail: str, pointer: str | None = None
-    ) -> JSONResponse:
-        err: dict[str, Any] = {"code": code, "title": title, "detail": detail}
-        if pointer is not None:
-            err["source"] = {"pointer": pointer}
-        return JSONResponse({"errors": [err]}, status_code=status)
-
-    async def _read(
-        self, request: Request, call_control_id: str | None, action: str
-    ) -> tuple[dict[str, Any] | None, JSONResponse | None]:
-        self._home()
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError as exc:
-            problems = [f"/: the body is not valid JSON ({exc})"]
-            self.rejected.append(
-                RejectedCommand(call_control_id, action, raw, problems, time.time())
-            )
-            return None, self._error(400, "10015", "Bad Request", problems[0], "/")
-        problems = check_params(action, body)
-        if problems and not isinstance(body, dict):
-            self.rejected.append(
-                RejectedCommand(call_control_id, action, body, problems, time.time())
-            )
-            return None, self._error(400, "10015", "Bad Request", problems[0], "/")
-        if problems:
-            self.rejected.append(
-                RejectedCommand(call_control_id, action, body, problems, time.time())
-            )
-            log.warning("fake telnyx refused %s: %s", action, "; ".join(problems))
-            if self.strict:
-                pointer = problems[0].split(": ", 1)[0]
-                detail = "; ".join(problems)
-                return None, self._error(422, "10015", "Bad Request", detail, pointer)
-        return body, None
+    # -- bookkeeping --------------------------------------------------------------------------
 
     def _forget_old(self) -> None:
         """Drop calls ended over `retain_seconds` ago (Telnyx keeps them 10 minutes) and
@@ -323,122 +255,4 @@ class FakeTelnyx:
             if c.ended_monotonic is not None and now - c.ended_monotonic > self.retain_seconds
         ]:
             del self.calls[ccid]
-        if len(self._seen) > 1000:
-            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < DEDUPE_SECONDS}
-
-    def _duplicate(self, key: tuple[str, str]) -> dict[str, Any] | None:
-        seen = self._seen.get(key)
-        if seen is not None and time.monotonic() - seen[0] < DEDUPE_SECONDS:
-            return seen[1]
-        return None
-
-    async def _dial(self, request: Request) -> JSONResponse:
-        self._forget_old()
-        body, error = await self._read(request, None, "dial")
-        if body is None:
-            assert error is not None
-            return error
-        command_id = body.get("command_id")
-        if isinstance(command_id, str):
-            prior = self._duplicate(("dial", command_id))
-            if prior is not None:
-                ccid = prior["data"]["call_control_id"]
-                self.duplicates.append(RecordedCommand(ccid, "dial", body, command_id, time.time()))
-                return JSONResponse(prior)
-        to = body.get("to")
-        to = str(to if not isinstance(to, list) else (to[0] if to else ""))
-        script = self.scripts.get(to) or CallScript()
-        call = SimCall.new(
-            from_=str(body.get("from", "")),
-            to=to,
-            direction="outgoing",
-            caller=ScriptedCaller(script),
-            connection_id=str(body.get("connection_id", DEFAULT_CONNECTION_ID)),
-            client_state=body.get("client_state"),
-        )
-        url = body.get("webhook_url")
-        call.webhook_url = url if isinstance(url, str) and url else None
-        self.calls[call.call_control_id] = call
-        self.requests.append(
-            RecordedCommand(call.call_control_id, "dial", body, command_id, time.time())
-        )
-        response = {
-            "data": {
-                "call_control_id": call.call_control_id,
-                "call_leg_id": call.call_leg_id,
-                "call_session_id": call.call_session_id,
-                "is_alive": False,
-                "record_type": "call",
-                "client_state": call.client_state,
-                "start_time": call.start_time,
-            }
-        }
-        if isinstance(command_id, str):
-            self._seen[("dial", command_id)] = (time.monotonic(), response)
-        ring = self.network.ring_outbound(call, script)
-        return JSONResponse(response, background=BackgroundTask(self.network.start, call, ring))
-
-    async def _status(self, request: Request) -> JSONResponse:
-        self._home()
-        call = self.calls.get(request.path_params["call_control_id"])
-        if call is None:
-            return self._error(404, "10005", "Resource not found", "Call not found")
-        return JSONResponse(call.retrieve_status())
-
-    async def _action(self, request: Request) -> JSONResponse:
-        ccid: str = request.path_params["call_control_id"]
-        action: str = request.path_params["action"]
-        if action not in CALL_ACTIONS:
-            return self._error(
-                404, "10005", "Resource not found", f"The fake Telnyx has no action {action!r}"
-            )
-        if (action == "client_state_update") != (request.method == "PUT"):
-            return self._error(
-                405, "10015", "Method Not Allowed", f"{request.method} is not allowed for {action}"
-            )
-        body, error = await self._read(request, ccid, action)
-        if body is None:
-            assert error is not None
-            return error
-        command_id = body.get("command_id")
-        try:
-            call = self.calls.get(ccid)
-            if call is None:
-                raise _Refusal(422, "90015", "Invalid Call Control ID", "Unknown call_control_id")
-            if isinstance(command_id, str):
-                prior = self._duplicate((ccid, command_id))
-                if prior is not None:
-                    self.duplicates.append(
-                        RecordedCommand(ccid, action, body, command_id, time.time())
-                    )
-                    return JSONResponse(prior)
-            if not call.alive:
-                raise _Refusal(
-                    422, "90018", "Call has already ended", "This call is no longer active"
-                )
-            if not call.answered and action not in _BEFORE_ANSWER_OK:
-                raise _Refusal(422, "90034", "Call not answered yet", "Answer the call first")
-            if action == "ai_assistant_start" and call.assistant is not None:
-                raise _Refusal(422, "90061", "AI Assistant is already in progress", "Stop it first")
-        except _Refusal as refusal:
-            self.refused.append(
-                RejectedCommand(
-                    ccid, action, body, [f"{refusal.code}: {refusal.title}"], time.time()
-                )
-            )
-            return self._error(refusal.status, refusal.code, refusal.title, refusal.detail)
-
-        if "client_state" in body:
-            call.client_state = body["client_state"]
-        cs = body.get("client_state", call.client_state)
-        self.requests.append(RecordedCommand(ccid, action, body, command_id, time.time()))
-        data: dict[str, Any] = {"result": "ok"}
-        effect, queued = self.network.act(call, action, body, cs, data)
-        response = {"data": data}
-        if isinstance(command_id, str):
-            self._seen[(ccid, command_id)] = (time.monotonic(), response)
-        if effect is None:
-            return JSONResponse(response)
-        return JSONResponse(
-            response, background=BackgroundTask(self.network.start, call, effect, queued)
-        )
+        self._api.forget_old_command_ids(now)
