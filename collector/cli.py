@@ -65,7 +65,6 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         url=runtime.self_url,
         webhook=f"{settings.public_url or runtime.self_url}/webhooks/telnyx",
     )
-    serving.tune_gc()
     serving.run(serving.serve(runtime, sock))
     return 0
 

@@ -23,8 +23,8 @@ def run(coro: Any) -> Any:
 
 
 def tune_gc() -> None:
-    """Fewer, cheaper collections: the start-up objects are frozen out of every pass, and
-    the webhook path allocates many short-lived objects that die young anyway."""
+    """Shorter, rarer collections: what exists at start-up (modules, forms, the app) is
+    frozen out of every pass, and the webhook path's objects mostly die young anyway."""
     import gc
 
     gc.collect()
@@ -75,6 +75,8 @@ async def serve(runtime: Any, sock: socket.socket, ready: asyncio.Event | None =
     from collector.app import create_app
 
     app = create_app(runtime)
+    if ready is None:  # the long-running server (not `collector simulate`'s short one)
+        tune_gc()  # now that every module and the app exist: all of it is frozen out
     config = uvicorn.Config(
         app,
         log_config=None,
