@@ -1,9 +1,9 @@
 """The SQLite store: sessions, seen events, the command outbox, submissions and deliveries.
 
-Every read and write is a job for one writer thread (store/jobs.py hands them over,
-store/writer.py commits them in groups) and each caller is answered only once its job is
-durable (WAL, synchronous=FULL by default). aiosqlite would give us the thread but not the
-grouping.
+Every write, and every read but the engine's lookup of a session by call, is a job for
+one writer thread (store/jobs.py hands them over, store/writer.py commits them in groups),
+and each caller is answered only once its job is durable (WAL, synchronous=FULL by
+default). aiosqlite would give us the thread but not the grouping.
 """
 
 from __future__ import annotations
@@ -118,9 +118,10 @@ class SqliteStore(WriterJobs):
         return await self.run(work)
 
     async def session_by_call(self, call_control_id: str) -> Session | None:
-        sql = "SELECT body FROM sessions WHERE call_control_id = ?"
-        body = await self.run(lambda conn: _value(conn, sql, (call_control_id,)))
-        return Session.model_validate_json(body) if body else None
+        rows = await self.read_now(
+            "SELECT body FROM sessions WHERE call_control_id = ?", (call_control_id,)
+        )
+        return Session.model_validate_json(rows[0][0]) if rows else None
 
     async def session(self, session_id: str) -> Session | None:
         sql = "SELECT body FROM sessions WHERE id = ?"

@@ -166,3 +166,25 @@ async def test_a_bad_step_in_a_merged_group_fails_alone(tmp_path: Path) -> None:
         assert await store.session(f"s{i}") is not None
     assert await store.session("s99") is None  # the failed step left nothing behind
     await store.close()
+
+
+async def test_a_session_is_found_by_call_as_soon_as_its_step_is_committed(
+    tmp_path: Path,
+) -> None:
+    """The loop's own read connection sees each commit, and leaves no snapshot open."""
+    store = await open_store(tmp_path)
+    try:
+        assert await store.session_by_call("v3:c1") is None
+        for i in range(1, 4):
+            await store.commit_step(
+                session(1, state=State.GATHERING).model_copy(update={"attempt": i})
+            )
+            found = await store.session_by_call("v3:c1")
+            assert found is not None and found.attempt == i
+        # a reader holding a snapshot would keep this checkpoint from resetting the WAL
+        other = sqlite3.connect(tmp_path / "db" / "collector.db")
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        other.close()
+        assert busy == 0
+    finally:
+        await store.close()
