@@ -113,20 +113,18 @@ class Writer(threading.Thread):
         super().__init__(name="collector-sqlite", daemon=True)
         self.path = path
         self.synchronous = synchronous
-        # SimpleQueue: a put from the event loop takes no Python-level lock the writer holds
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # SimpleQueue: a put from the event loop takes no Python-level lock the writer holds;
+        # each item is a list of jobs that arrive together (one event-loop turn's)
+        self.jobs: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.error: BaseException | None = None
-
-    def submit(self, job: Any) -> None:
-        self.jobs.put(job)
 
     def submit_many(self, jobs: list[Any]) -> None:
         """Queue jobs that must reach the writer together (one wake-up, one group)."""
         self.jobs.put(jobs)
 
     def stop(self) -> None:
-        self.jobs.put(_STOP)
+        self.jobs.put([_STOP])
 
     def run(self) -> None:
         try:
@@ -146,11 +144,10 @@ class Writer(threading.Thread):
         try:
             stopping = False
             while not stopping:
-                batch: list[Any] = []
-                _take(batch, self.jobs.get())
+                batch = self.jobs.get()
                 while len(batch) < _MAX_BATCH:
                     try:
-                        _take(batch, self.jobs.get_nowait())
+                        batch += self.jobs.get_nowait()
                     except queue.Empty:
                         break
                 if _STOP in batch:
@@ -199,13 +196,6 @@ class Writer(threading.Thread):
                 conn.execute("ROLLBACK")
             results = [(resolve, None, exc) for _, resolve in batch]
         return results
-
-
-def _take(batch: list[Any], item: Any) -> None:
-    if isinstance(item, list):
-        batch.extend(item)
-    else:
-        batch.append(item)
 
 
 def _settle(results: list[tuple[Any, Any, Any]]) -> None:
