@@ -114,18 +114,18 @@ class WebhookEndpoint:
         except InboundError as exc:
             return self._refusal(exc, event_type)
         if isinstance(event, Unhandled):
-            metrics.events.labels(event_type, "unhandled").inc()
+            metrics.count(metrics.events, event_type, "unhandled")
             log.info("webhook_unhandled", event_type=event_type, event_id=event.id)
             return 200, OK_BODY
         try:
             outcome = await runtime.engine.handle(event)  # binds call and form to its logs
         except Exception:
-            metrics.events.labels(event_type, "error").inc()
+            metrics.count(metrics.events, event_type, "error")
             log.exception(
                 "webhook_not_recorded", event_type=event_type, call_control_id=event.call_control_id
             )
             return 503, error_body("store_unavailable", "the event could not be recorded; retry")
-        metrics.events.labels(event_type, outcome).inc()
+        metrics.count(metrics.events, event_type, outcome)
         metrics.ack_seconds.observe(time.perf_counter() - started)
         if outcome != "applied":
             log.info(
@@ -137,7 +137,8 @@ class WebhookEndpoint:
         return 200, OK_BODY
 
     def _refusal(self, exc: InboundError, event_type: str) -> tuple[int, bytes]:
-        self.runtime.metrics.events.labels(event_type, exc.code).inc()
+        metrics = self.runtime.metrics
+        metrics.count(metrics.events, event_type, exc.code)
         log.warning(
             "webhook_rejected", status=exc.status_code, reason=exc.reason, event_type=event_type
         )

@@ -38,6 +38,16 @@ class Metrics:
             ["sink", "outcome"],
             registry=self.registry,
         )
+        self._children: dict[tuple[Counter, str, str], Any] = {}
+
+    def count(self, counter: Counter, first: str, second: str) -> None:
+        """`counter.labels(first, second).inc()`, with each label pair's child looked up once
+        (labels() takes a lock and validates its arguments on every call)."""
+        key = (counter, first, second)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(first, second)
+        child.inc()
 
     async def render(self, store: Any) -> bytes:
         """The exposition text: the live counters plus gauges read from the store now."""

@@ -75,7 +75,9 @@ class Runtime:
             self.store,
             self.control,
             self.engine.handle,
-            on_result=lambda action, outcome: self.metrics.commands.labels(action, outcome).inc(),
+            on_result=lambda action, outcome: self.metrics.count(
+                self.metrics.commands, action, outcome
+            ),
         )
         self.delivery = DeliveryWorker(self.store, self.sinks, on_result=self._on_delivery)
         self.timers = Timers(self.engine.handle)
@@ -145,7 +147,7 @@ class Runtime:
             )
 
     def _on_delivery(self, sink: str, outcome: str, row: Any) -> None:
-        self.metrics.deliveries.labels(sink, outcome).inc()
+        self.metrics.count(self.metrics.deliveries, sink, outcome)
         for listener in self.delivery_listeners:
             try:
                 listener(sink, outcome, row)

@@ -67,6 +67,9 @@ class TelnyxControl:
 
     def __init__(self, client: telnyx.AsyncTelnyx) -> None:
         self.client = client
+        # absolute URLs: the SDK takes them as they are, where a relative path would be
+        # parsed and merged with base_url for every command
+        self._calls = str(client.base_url) + "calls/"
 
     async def execute(
         self, call_control_id: str, action: str, body: dict[str, Any], command_id: str
@@ -74,10 +77,8 @@ class TelnyxControl:
         """Send an action, or for `retrieve_status` return whether the call is alive."""
         if action == RETRIEVE_STATUS:
             return await self.is_alive(call_control_id)
-        path = path_template(
-            "/calls/{call_control_id}/actions/{action}",
-            call_control_id=call_control_id,
-            action=action,
+        path = self._calls + path_template(
+            "{call_control_id}/actions/{action}", call_control_id=call_control_id, action=action
         )
         try:
             # our command_id as the SDK's idempotency key: it spares a uuid4() per command
@@ -94,7 +95,7 @@ class TelnyxControl:
             raise CommandTransient(str(exc) or type(exc).__name__) from None
 
     async def is_alive(self, call_control_id: str) -> bool:
-        path = path_template("/calls/{call_control_id}", call_control_id=call_control_id)
+        path = self._calls + path_template("{call_control_id}", call_control_id=call_control_id)
         try:
             result = await self.client.get(path, cast_to=object)
         except telnyx.APIStatusError as exc:

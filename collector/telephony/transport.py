@@ -8,7 +8,9 @@ httpx's cookie jar (Telnyx sets no cookies, yet the jar builds a urllib request 
 response), its auth flow (the SDK sends its own header), its redirect loop (the API does
 not redirect) and the streamed-response wrappers. Those wrappers reference each other, so
 every command used to leave about forty objects for the cyclic garbage collector, and
-collecting them was the longest pause in the server. Measured by `make bench`.
+collecting them was the longest pause in the server. `build_request` skips merging the
+client's own base URL, headers, cookies and query (it has none: the SDK sends complete
+ones). Measured by `make bench`.
 """
 
 from __future__ import annotations
@@ -77,6 +79,33 @@ class CommandHttpClient(httpx.AsyncClient):
 
     def __init__(self, *, timeout: float, max_connections: int = MAX_CONNECTIONS) -> None:
         super().__init__(timeout=timeout, transport=AiohttpTransport(max_connections))
+
+    def build_request(  # type: ignore[override]
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        content: Any = None,
+        params: Any = None,
+        headers: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        extensions: dict[str, Any] | None = None,
+        **body: Any,
+    ) -> httpx.Request:
+        """The request as the SDK built it (URL, headers, body), with the timeout attached."""
+        extensions = dict(extensions or {})
+        if "timeout" not in extensions:
+            default = timeout is httpx.USE_CLIENT_DEFAULT
+            extensions["timeout"] = (self.timeout if default else httpx.Timeout(timeout)).as_dict()
+        return httpx.Request(
+            method,
+            url,
+            content=content,
+            params=params,
+            headers=headers,
+            extensions=extensions,
+            **{k: v for k, v in body.items() if v is not None},
+        )
 
     async def send(  # type: ignore[override]
         self, request: httpx.Request, *, stream: bool = False, **_: Any
