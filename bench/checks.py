@@ -55,6 +55,44 @@ def wait_until_stable(read: Any, target: int, timeout: float = 30.0, quiet: floa
     return int(value)
 
 
+def commit_counts(server_url: str) -> dict[str, float]:
+    """The collector's group-commit metrics now: commits, jobs, and commits per bucket."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{server_url}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "collector_store_commit_seconds_bucket":
+                out[f"le {sample.labels['le']}"] = sample.value
+            elif sample.name == "collector_store_commit_seconds_count":
+                out["commits"] = sample.value
+            elif sample.name == "collector_store_committed_jobs_total":
+                out["jobs"] = sample.value
+    return out
+
+
+def commit_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Group commits between two snapshots: how many, jobs per commit, how many were slow."""
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    commits = delta.get("commits", 0.0)
+    bounds = sorted(float(k[3:]) for k in delta if k.startswith("le ") and k != "le +Inf")
+    slowest = None  # upper bound (ms) of the slowest commit's bucket
+    below = 0.0
+    for bound in bounds:
+        if delta[f"le {bound}"] > below:
+            slowest, below = bound * 1000, delta[f"le {bound}"]
+    if commits > below:
+        slowest = math.inf
+    return {
+        "commits": int(commits),
+        "jobs_per_commit": delta.get("jobs", 0.0) / commits if commits else None,
+        "over_50ms": int(commits - delta.get("le 0.05", commits)),
+        "slowest_bucket_ms": slowest,
+    }
+
+
 def post(url: str) -> Any:
     with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as r:
         return json.loads(r.read())

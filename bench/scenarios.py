@@ -98,10 +98,12 @@ def collector_full_load(
         checks.post(f"{api.url}/reset")
         spy = _start_py_spy(srv, profile, seconds) if profile else None
         meter = servers.CpuMeter(srv)
+        commits = checks.commit_counts(srv.url)
         r = run_wrk(url, lanes, key, d / "requests", seconds, meter)
         if spy is not None:
             spy.wait()
         result = {**_wrk_row(r), **meter.as_dict()}
+        result["store"] = checks.commit_stats(commits, checks.commit_counts(srv.url))
         jsonl = d / "results.jsonl"
         result.update(checks.account(_acked(lanes, r), api.url, jsonl, ignore=warm_calls))
         result["peak_rss_mb"] = srv.peak_rss_mb()
@@ -154,6 +156,7 @@ def paced(
         servers.collector(d, public_key, api.url) as srv,
     ):
         meter = servers.CpuMeter(srv)
+        commits = checks.commit_counts(srv.url)
         meter.start()
         sent = send(f"{srv.url}/webhooks/telnyx", events, key, rate=rate, concurrency=64)
         meter.stop()
@@ -165,6 +168,7 @@ def paced(
             "non_2xx": sum(not s.ok for s in sent),
             "ack_ms": checks.ack_latency(sent),
             **meter.as_dict(),
+            "store": checks.commit_stats(commits, checks.commit_counts(srv.url)),
         }
         result.update(checks.account((s.event for s in sent if s.ok), api.url, d / "results.jsonl"))
         result["command_ms"] = checks.command_latency(sent, api.url)

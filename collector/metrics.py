@@ -38,6 +38,17 @@ class Metrics:
             ["sink", "outcome"],
             registry=self.registry,
         )
+        self.commit_seconds = Histogram(
+            "collector_store_commit_seconds",
+            "Time of each SQLite group commit, BEGIN to durable COMMIT (fsync included)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.committed_jobs = Counter(
+            "collector_store_committed_jobs",
+            "Store jobs made durable (per commit: this over collector_store_commit_seconds_count)",
+            registry=self.registry,
+        )
         self._children: dict[tuple[Counter, str, str], Any] = {}
 
     def count(self, counter: Counter, first: str, second: str) -> None:
@@ -48,6 +59,11 @@ class Metrics:
         if child is None:
             child = self._children[key] = counter.labels(first, second)
         child.inc()
+
+    def observe_commit(self, seconds: float, jobs: int) -> None:
+        """The store's writer thread reports each group commit (prometheus_client locks)."""
+        self.commit_seconds.observe(seconds)
+        self.committed_jobs.inc(jobs)
 
     async def render(self, store: Any) -> bytes:
         """The exposition text: the live counters plus gauges read from the store now."""

@@ -237,7 +237,12 @@ def build_runtime(
     if problems:
         raise ConfigurationError(problems)
 
-    store = SqliteStore(settings.sqlite_path, synchronous=settings.database_synchronous)
+    metrics = Metrics()
+    store = SqliteStore(
+        settings.sqlite_path,
+        synchronous=settings.database_synchronous,
+        on_commit=metrics.observe_commit,
+    )
     policy = Policy(
         hangup_grace_seconds=settings.hangup_grace_seconds,
         session_timeout_seconds=settings.session_timeout_seconds,
@@ -260,7 +265,7 @@ def build_runtime(
         sinks=sinks,
         store=store,
         engine=engine,
-        metrics=Metrics(),
+        metrics=metrics,
         public_key=public_key,
         sandbox=sandbox,
         control=control,

@@ -10,6 +10,7 @@ from unittest.mock import ANY
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from collector.session.client_state import decode
 from collector.simulator.signing import generate_keypair, sign
@@ -256,6 +257,13 @@ async def test_healthz_and_metrics(stack: Stack) -> None:
     ):
         assert family in text
     assert 'collector_telnyx_commands_total{action="answer",outcome="ok"}' in text
+    # the store's group commits: how many, how long, how many jobs each carried
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    commits = {s.name: s.value for s in families["collector_store_commit_seconds"].samples}
+    jobs = families["collector_store_committed_jobs"].samples[0].value
+    assert commits["collector_store_commit_seconds_count"] >= 1
+    assert commits["collector_store_commit_seconds_sum"] > 0
+    assert jobs >= commits["collector_store_commit_seconds_count"]
 
 
 async def test_digits_field_wrong_through_ai_goes_to_the_keypad(stack: Stack) -> None:

@@ -23,11 +23,17 @@ T = TypeVar("T")
 class WriterJobs:
     """Owns the writer thread of one SQLite file and queues jobs for it."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be FULL or NORMAL")
         self.path = str(path)
         self.synchronous = synchronous
+        self.on_commit = on_commit  # called in the writer thread after each group commit
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._waiting: dict[asyncio.AbstractEventLoop, list[Any]] = {}
@@ -37,7 +43,7 @@ class WriterJobs:
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = Writer(self.path, self.synchronous)
+        self._writer = Writer(self.path, self.synchronous, self.on_commit)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.error is not None:

@@ -15,10 +15,16 @@ import functools
 import queue
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from collector.store.migrations import migrate
+
+log = structlog.get_logger("collector.store")
 
 # heads of multi-row statements: _write_many appends "(?,..),(?,..)" and the tail
 _INSERT_COMMAND = (
@@ -109,10 +115,13 @@ class Writer(threading.Thread):
     jobs run one by one, each in a savepoint. Results go back in one wake-up per group.
     """
 
-    def __init__(self, path: str, synchronous: str) -> None:
+    def __init__(
+        self, path: str, synchronous: str, on_commit: Callable[[float, int], None] | None = None
+    ) -> None:
         super().__init__(name="collector-sqlite", daemon=True)
         self.path = path
         self.synchronous = synchronous
+        self.on_commit = on_commit  # (seconds from BEGIN to durable COMMIT, jobs in the group)
         # SimpleQueue: a put from the event loop takes no Python-level lock the writer holds;
         # each item is a list of jobs that arrive together (one event-loop turn's)
         self.jobs: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
@@ -154,9 +163,21 @@ class Writer(threading.Thread):
                     stopping = True
                     batch = [job for job in batch if job is not _STOP]
                 if batch:
-                    _settle(self._run_batch(conn, batch))
+                    started = time.perf_counter()
+                    results = self._run_batch(conn, batch)
+                    took = time.perf_counter() - started
+                    _settle(results)
+                    self._report(took, len(batch))
         finally:
             conn.close()
+
+    def _report(self, seconds: float, jobs: int) -> None:
+        if self.on_commit is None:
+            return
+        try:
+            self.on_commit(seconds, jobs)
+        except Exception:  # a metric must never stop the writer
+            log.exception("commit_report_failed")
 
     @staticmethod
     def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> list[tuple[Any, Any, Any]]:

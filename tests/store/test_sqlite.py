@@ -188,3 +188,27 @@ async def test_a_session_is_found_by_call_as_soon_as_its_step_is_committed(
         assert busy == 0
     finally:
         await store.close()
+
+
+async def test_each_group_commit_is_reported_with_its_time_and_jobs(tmp_path: Path) -> None:
+    """on_commit hears every group once it is durable; a failing listener stops nothing."""
+    reports: list[tuple[float, int]] = []
+
+    def on_commit(seconds: float, jobs: int) -> None:
+        reports.append((seconds, jobs))
+        if len(reports) == 1:
+            raise RuntimeError("a broken metrics backend")
+
+    store = SqliteStore(tmp_path / "collector.db", on_commit=on_commit)
+    await store.open()
+    try:
+        await asyncio.gather(*(store.commit_step(session(i)) for i in range(50)))
+        await store.commit_step(session(50))  # after the listener raised
+    finally:
+        await store.close()
+    # every job is in exactly one reported group, and grouping happened
+    assert sum(jobs for _, jobs in reports) == 51
+    assert len(reports) < 51
+    assert all(seconds > 0 for seconds, _ in reports)
+    conn = sqlite3.connect(tmp_path / "collector.db")
+    assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 51
