@@ -14,9 +14,10 @@ import importlib.util
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from bench import profile, report, scenarios
+from bench import events, profile, report, scenarios
 from bench.servers import LOAD_CORE
 from bench.wrk import wrk_binary
 
@@ -51,9 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         help="profile the collector at full load with py-spy instead",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    parser.add_argument(
+        "--form",
+        type=Path,
+        help="fill this form (its folder is the server's forms_dir) with its fields' example "
+        "answers, instead of bench/forms/bench_contact.json",
+    )
     args = parser.parse_args(argv)
 
     _check_tools()
+    script = events.use_form(args.form) if args.form else events.current_script()
     os.sched_setaffinity(0, {int(LOAD_CORE)})
     from collector.simulator.signing import generate_keypair
 
@@ -67,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             "paced_rate": args.rate,
             "paced_seconds": args.paced_seconds,
             "calls": args.calls,
+            "form": script.form,
+            "fields": len(script.questions),
+            "events_per_call": script.events_per_call,
         },
         "full_load": {},
         "started_at": time.time(),

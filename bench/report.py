@@ -175,6 +175,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"machine: {m['cpu']}, nproc {m['nproc']}, Python {m['python']}; server on core 0, "
         "load generators and fake Telnyx on core 1",
+        f"form: {results['settings']['form']} ({results['settings']['fields']} fields, "
+        f"{results['settings']['events_per_call']} webhooks and 4 commands a call)",
         "",
         f"Full load: wrk, 16 connections, pre-signed events, each call's events in order "
         f"(up to {results['settings']['seconds']:.0f} s each; CPU: the server's, "

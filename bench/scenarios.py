@@ -18,7 +18,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from bench import checks, servers
-from bench.events import EVENTS_PER_CALL, Event, interleave, make_calls, make_lanes
+from bench.events import Event, current_script, interleave, make_calls, make_lanes
 from bench.sender import send
 from bench.wrk import WrkResult, run_wrk
 
@@ -39,7 +39,7 @@ def workdir(name: str, keep: bool) -> Iterator[Path]:
 
 def pool(rate_cap: float, seconds: float) -> list[list[Event]]:
     """Enough calls for `seconds` at `rate_cap` events/s, dealt to the wrk lanes."""
-    calls = math.ceil(rate_cap * seconds / EVENTS_PER_CALL)
+    calls = math.ceil(rate_cap * seconds / current_script().events_per_call)
     calls = LANES * math.ceil(calls / LANES)
     return make_lanes(calls, LANES, WINDOW)
 
@@ -148,7 +148,7 @@ def paced(
     key: SigningKey, public_key: str, rate: float, seconds: float, keep: bool
 ) -> dict[str, Any]:
     """A steady `rate` events/s from the Python sender: webhook-in to command-out latency."""
-    calls = math.ceil(rate * seconds / EVENTS_PER_CALL)
+    calls = math.ceil(rate * seconds / current_script().events_per_call)
     events = interleave(make_calls(calls), window=64)
     with (
         workdir("paced", keep) as d,
@@ -179,7 +179,8 @@ def paced(
 def concurrent_calls(key: SigningKey, public_key: str, calls: int, keep: bool) -> dict[str, Any]:
     """`calls` calls open at once, each mid-gather with partial results; then all complete."""
     flows = make_calls(calls)
-    split = 2 + 2 * 3  # initiated, answered, three fields' partial results and history
+    # initiated, answered, and (up to) three fields' partial results and history
+    split = 2 + 2 * min(3, len(current_script().questions))
     opening = interleave([f[:split] for f in flows], window=calls)
     closing = interleave([f[split:] for f in flows], window=calls)
     with (

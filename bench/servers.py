@@ -16,10 +16,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.events import FORM
+from bench.events import current_script
 
 ROOT = Path(__file__).resolve().parent.parent
-FORMS = Path(__file__).resolve().parent / "forms"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
 
@@ -193,10 +192,10 @@ def collector(workdir: Path, public_key: str, api_url: str) -> Process:
     port = free_port()
     config = workdir / "collector.toml"
     config.write_text(
-        f'forms_dir = "{FORMS}"\n'
+        f'forms_dir = "{current_script().forms_dir}"\n'
         'database_url = "sqlite:///collector.db"\n'
         "[routing]\n"
-        f'default_form = "{FORM}"\n'
+        f'default_form = "{current_script().form}"\n'
         "[[sinks]]\n"
         'type = "jsonl"\n'
         'path = "results.jsonl"\n'
