@@ -175,3 +175,12 @@ async def test_an_api_with_an_untrusted_certificate_is_refused(tmp_path: Path) -
         server.close()
         await server.wait_closed()
     assert requests == []
+
+
+def test_the_tls_context_verifies_and_is_built_once() -> None:
+    from collector.telephony.transport import tls_context
+
+    context = tls_context()
+    assert context is tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0  # the CA bundle is loaded

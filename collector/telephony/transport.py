@@ -15,12 +15,22 @@ ones). Measured by `make bench`.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any
 
 import aiohttp
 import httpx
 
 MAX_CONNECTIONS = 100  # the SDK's own default (DEFAULT_CONNECTION_LIMITS)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's TLS context (certifi's CA bundle, hostnames checked), as the SDK's own
+    clients verify with; built once per process. Loading the bundle takes tens of
+    milliseconds, so the server builds it at start-up, off the event loop."""
+    return httpx.create_ssl_context()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -31,10 +41,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        # httpx's TLS context (certifi's CA bundle), as the SDK's own clients verify with
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections, ssl=httpx.create_ssl_context()
-        )
+        connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=tls_context())
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         return self._session
 
