@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import events, profile, report, scenarios
+from bench import profile, report, scenarios, script
 from bench.servers import LOAD_CORE
 from bench.wrk import wrk_binary
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     _check_tools()
-    script = events.use_form(args.form) if args.form else events.current_script()
+    calls = script.use_form(args.form) if args.form else script.current_script()
     os.sched_setaffinity(0, {int(LOAD_CORE)})
     from collector.simulator.signing import generate_keypair
 
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             "paced_rate": args.rate,
             "paced_seconds": args.paced_seconds,
             "calls": args.calls,
-            "form": script.form,
-            "fields": len(script.questions),
-            "events_per_call": script.events_per_call,
+            "form": calls.form,
+            "fields": len(calls.questions),
+            "events_per_call": calls.events_per_call,
         },
         "full_load": {},
         "started_at": time.time(),

@@ -3,9 +3,9 @@
 One call is 5 + 2 per field webhooks (15 for bench_contact), in the order Telnyx sends them:
 call.initiated, call.answered, a call.ai_gather.partial_results and a
 call.ai_gather.message_history_updated per field, call.ai_gather.ended, call.speak.ended,
-call.hangup. `use_form()` swaps bench_contact for any form whose fields have valid
-examples. Payload shapes follow tests/fixtures/telnyx; every event has its own `data.id`;
-`client_state` is omitted (the server finds the session by `call_control_id`).
+call.hangup; what the caller says comes from bench/script.py. Payload shapes follow
+tests/fixtures/telnyx; every event has its own `data.id`; `client_state` is omitted (the
+server finds the session by `call_control_id`).
 
 Calls are spread over lanes (one lane = one wrk thread = one connection, or one sender
 lane): inside a lane, a sliding window of calls advances round-robin, so many calls are in
@@ -21,21 +21,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 from nacl.signing import SigningKey
 
-FORM = "bench_contact"
+from bench.script import current_script
+
 TO_NUMBER = "+13125550100"
-PLANS = ("basic", "standard", "premium")
-QUESTIONS = {
-    "name": "What is your full name?",
-    "email": "What's the best email address to reach you?",
-    "visit_date": "On which date would you like to come?",
-    "plan": "Which plan would you like: basic, standard or premium?",
-    "party_size": "How many people are coming?",
-}
 # the webhook whose handling makes the server send each command
 TRIGGERS = {
     "answer": "call.initiated",
@@ -43,72 +35,6 @@ TRIGGERS = {
     "speak": "call.ai_gather.ended",
     "hangup": "call.speak.ended",
 }
-FORMS_DIR = Path(__file__).resolve().parent / "forms"
-
-
-@dataclass(frozen=True, slots=True)
-class Script:
-    """What every call says: the form it is routed to, its questions, and the answers."""
-
-    form: str  # the form's id (its file name)
-    forms_dir: Path  # the server's forms_dir
-    questions: dict[str, str]  # field -> what the assistant asks, in the form's order
-    fixed: dict[str, Any] | None = None  # the same answers for every call; None: _answers(i)
-
-    @property
-    def events_per_call(self) -> int:
-        return 5 + 2 * len(self.questions)
-
-    def answers(self, i: int) -> dict[str, Any]:
-        return dict(self.fixed) if self.fixed is not None else _answers(i)
-
-
-SCRIPT = Script(FORM, FORMS_DIR, QUESTIONS)
-
-
-def current_script() -> Script:
-    """The script calls follow now (bench_contact's, unless use_form() chose another)."""
-    return SCRIPT
-
-
-def use_form(path: Path) -> Script:
-    """Make every call fill the form at `path` with its fields' example answers.
-
-    The form is loaded as the server loads it (its folder is the server's forms_dir), and
-    every answer must be valid, so each call runs the plain flow: one AI gather, the closing
-    speech, the hangup. A form that asks for a keypad read-back does not.
-    """
-    global SCRIPT
-    from collector.forms import FormsInvalid, load_forms
-
-    path = path.resolve()
-    try:
-        form = load_forms(path.parent)[path.stem]
-    except FormsInvalid as exc:
-        raise SystemExit(f"bench: {exc}") from None
-    except KeyError:
-        raise SystemExit(f"bench: {path} is not a form (forms are *.json)") from None
-    if form.options.confirm is not None:
-        raise SystemExit(f"bench: {path}: x-collector.confirm adds a keypad read-back; drop it")
-    answers = form.example_answers()
-    problems = [
-        f"{path}: /properties/{name}: "
-        + (
-            "no example, default or choice to answer with"
-            if name not in answers
-            else f"its example answer {answers[name]!r} is invalid: {'; '.join(errors)}"
-        )
-        for name in form.fields
-        if name not in answers or (errors := form.validate_field(name, answers[name]))
-    ]
-    if problems:
-        raise SystemExit("bench: every field needs a valid example answer\n" + "\n".join(problems))
-    questions = {
-        name: f"What is your {spec.title or name.replace('_', ' ')}?"
-        for name, spec in form.fields.items()
-    }
-    SCRIPT = Script(form.id, path.parent, questions, answers)
-    return SCRIPT
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,20 +53,11 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
 
 
-def _answers(i: int) -> dict[str, object]:
-    return {
-        "name": f"Caller {i:05d} Rivera",
-        "email": f"caller{i:05d}@example.com",
-        "visit_date": f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}",
-        "plan": PLANS[i % len(PLANS)],
-        "party_size": 1 + i % 10,
-    }
-
-
 def _history(answers: dict[str, object], upto: int) -> list[dict[str, str]]:
     out = []
-    for name in list(SCRIPT.questions)[:upto]:
-        out.append({"role": "assistant", "content": SCRIPT.questions[name]})
+    questions = current_script().questions
+    for name in list(questions)[:upto]:
+        out.append({"role": "assistant", "content": questions[name]})
         out.append({"role": "user", "content": f"It's {answers[name]}."})
     return out
 
@@ -156,8 +73,9 @@ def call_flow(i: int, start: float) -> list[Event]:
         "from": f"+1312555{i % 10000:04d}",
         "to": TO_NUMBER,
     }
-    answers = SCRIPT.answers(i)
-    names = list(SCRIPT.questions)
+    script = current_script()
+    answers = script.answers(i)
+    names = list(script.questions)
     payloads: list[tuple[str, dict[str, object]]] = [
         (
             "call.initiated",

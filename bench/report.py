@@ -236,6 +236,8 @@ def render(results: dict[str, Any]) -> str:
 def _plain(x: Any) -> Any:
     if isinstance(x, float) and math.isnan(x):
         return None
+    if isinstance(x, float) and math.isinf(x):
+        return "+Inf"  # as Prometheus writes it; JSON has no infinity
     if isinstance(x, dict):
         return {str(k): _plain(v) for k, v in x.items()}
     if isinstance(x, list | tuple):

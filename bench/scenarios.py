@@ -18,7 +18,8 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from bench import checks, servers
-from bench.events import Event, current_script, interleave, make_calls, make_lanes
+from bench.events import Event, interleave, make_calls, make_lanes
+from bench.script import current_script
 from bench.sender import send
 from bench.wrk import WrkResult, run_wrk
 

@@ -6,6 +6,7 @@ sender run on core 1. Each server gets a fresh temporary folder (database, JSONL
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.events import current_script
+from bench.script import current_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CORE = "0"
@@ -192,10 +193,10 @@ def collector(workdir: Path, public_key: str, api_url: str) -> Process:
     port = free_port()
     config = workdir / "collector.toml"
     config.write_text(
-        f'forms_dir = "{current_script().forms_dir}"\n'
+        f"forms_dir = {json.dumps(str(current_script().forms_dir))}\n"
         'database_url = "sqlite:///collector.db"\n'
         "[routing]\n"
-        f'default_form = "{current_script().form}"\n'
+        f"default_form = {json.dumps(current_script().form)}\n"
         "[[sinks]]\n"
         'type = "jsonl"\n'
         'path = "results.jsonl"\n'

@@ -40,7 +40,7 @@ class Metrics:
         )
         self.commit_seconds = Histogram(
             "collector_store_commit_seconds",
-            "Time of each SQLite group commit, BEGIN to durable COMMIT (fsync included)",
+            "Time of each SQLite group commit's COMMIT: the WAL write and its fsync",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )

@@ -71,10 +71,9 @@ class Runtime:
                 log.warning("sink_start_failed", sink=configured.name, error=str(exc)[:300])
         if self.control is None:
             self.control = self._make_control()
-        if self.telnyx.live:
-            from collector.telephony.transport import tls_context
+        from collector.telephony.transport import tls_context
 
-            await asyncio.to_thread(tls_context)  # not in the loop on the first command
+        await asyncio.to_thread(tls_context)  # not in the event loop on the first command
         self.outbox = CommandOutbox(
             self.store,
             self.control,

@@ -33,7 +33,8 @@ class WriterJobs:
             raise ValueError("synchronous must be FULL or NORMAL")
         self.path = str(path)
         self.synchronous = synchronous
-        self.on_commit = on_commit  # called in the writer thread after each group commit
+        # called in the writer thread after each COMMIT: (its seconds, jobs it made durable)
+        self.on_commit = on_commit
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._waiting: dict[asyncio.AbstractEventLoop, list[Any]] = {}

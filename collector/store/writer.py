@@ -121,7 +121,7 @@ class Writer(threading.Thread):
         super().__init__(name="collector-sqlite", daemon=True)
         self.path = path
         self.synchronous = synchronous
-        self.on_commit = on_commit  # (seconds from BEGIN to durable COMMIT, jobs in the group)
+        self.on_commit = on_commit  # (seconds the COMMIT took, jobs it made durable)
         # SimpleQueue: a put from the event loop takes no Python-level lock the writer holds;
         # each item is a list of jobs that arrive together (one event-loop turn's)
         self.jobs: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
@@ -163,11 +163,10 @@ class Writer(threading.Thread):
                     stopping = True
                     batch = [job for job in batch if job is not _STOP]
                 if batch:
-                    started = time.perf_counter()
-                    results = self._run_batch(conn, batch)
-                    took = time.perf_counter() - started
+                    results, commit_seconds = self._run_batch(conn, batch)
                     _settle(results)
-                    self._report(took, len(batch))
+                    if commit_seconds is not None:
+                        self._report(commit_seconds, sum(1 for r in results if r[2] is None))
         finally:
             conn.close()
 
@@ -180,7 +179,10 @@ class Writer(threading.Thread):
             log.exception("commit_report_failed")
 
     @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> list[tuple[Any, Any, Any]]:
+    def _run_batch(
+        conn: sqlite3.Connection, batch: list[Any]
+    ) -> tuple[list[tuple[Any, Any, Any]], float | None]:
+        """Each job's (resolve, value, error), and how long the COMMIT took (None: none)."""
         rows = [job for job in batch if isinstance(job[0], Rows)]
         calls = [job for job in batch if not isinstance(job[0], Rows)]
         results: list[tuple[Any, Any, Any]] = []
@@ -211,12 +213,13 @@ class Writer(threading.Thread):
                 else:
                     conn.execute("RELEASE job")
                     results.append((resolve, value, None))
-            conn.execute("COMMIT")
+            started = time.perf_counter()
+            conn.execute("COMMIT")  # the WAL write and its fsync
+            return results, time.perf_counter() - started
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            results = [(resolve, None, exc) for _, resolve in batch]
-        return results
+            return [(resolve, None, exc) for _, resolve in batch], None
 
 
 def _settle(results: list[tuple[Any, Any, Any]]) -> None:

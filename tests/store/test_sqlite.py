@@ -199,14 +199,20 @@ async def test_each_group_commit_is_reported_with_its_time_and_jobs(tmp_path: Pa
         if len(reports) == 1:
             raise RuntimeError("a broken metrics backend")
 
+    def fails(conn: sqlite3.Connection) -> None:
+        raise ValueError("a job that fails in its savepoint")
+
     store = SqliteStore(tmp_path / "collector.db", on_commit=on_commit)
     await store.open()
     try:
-        await asyncio.gather(*(store.commit_step(session(i)) for i in range(50)))
+        steps = [store.commit_step(session(i)) for i in range(50)]
+        outcomes = await asyncio.gather(*steps, store.run(fails), return_exceptions=True)
+        assert isinstance(outcomes[-1], ValueError)
         await store.commit_step(session(50))  # after the listener raised
     finally:
         await store.close()
-    # every job is in exactly one reported group, and grouping happened
+    # every durable job is in exactly one reported group (the failed one in none), and
+    # grouping happened
     assert sum(jobs for _, jobs in reports) == 51
     assert len(reports) < 51
     assert all(seconds > 0 for seconds, _ in reports)
