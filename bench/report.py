@@ -109,7 +109,7 @@ def _store(r: dict[str, Any]) -> str:
 def _slow_disk(r: dict[str, Any]) -> str:
     st = r.get("store") or {}
     n = st.get("over_50ms", 0)
-    return f" ({n} group commit{'s' if n != 1 else ''} over 50 ms: the disk)" if n else ""
+    return f" ({n} COMMIT{'s' if n != 1 else ''} over 50 ms in the pass: disk stalls)" if n else ""
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
