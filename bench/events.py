@@ -156,30 +156,40 @@ def call_flow(i: int, start: float) -> list[Event]:
     return events
 
 
-def interleave(flows: Iterable[list[Event]], window: int) -> list[Event]:
-    """Advance `window` calls round-robin; a finished call makes room for the next."""
+def interleave(flows: Iterable[list[Event]], window: int, stagger: bool = True) -> list[Event]:
+    """Advance `window` calls round-robin; a finished call makes room for the next.
+
+    With `stagger`, the first `window` calls join one after another over one call's length
+    (call j at round j * length / window), so the calls in flight are at different stages,
+    as calls arriving at random are. Without it they start together and move in step: every
+    call reaches `call.ai_gather.ended` in the same round, and stays in step with the calls
+    that replace them.
+    """
     pending: Iterator[list[Event]] = iter(flows)
+    first = [flow for _, flow in zip(range(window), pending, strict=False)]
+    if not first:
+        return []
+    span = len(first[0]) if stagger else 0
+    joining = [(j * span // len(first), iter(flow)) for j, flow in enumerate(first)]
     active: list[Iterator[Event]] = []
     out: list[Event] = []
-    for _ in range(window):
-        flow = next(pending, None)
-        if flow is not None:
-            active.append(iter(flow))
-    while active:
+    round_ = 0
+    while active or joining:
+        while joining and joining[0][0] <= round_:
+            active.append(joining.pop(0)[1])
         still = []
         for it in active:
             ev = next(it, None)
             if ev is None:
                 flow = next(pending, None)
-                if flow is not None:
-                    still.append(iter(flow))
-                    ev = next(still[-1])
-                else:
+                if flow is None:
                     continue
-            else:
-                still.append(it)
+                it = iter(flow)
+                ev = next(it)
+            still.append(it)
             out.append(ev)
         active = still
+        round_ += 1
     return out
 
 

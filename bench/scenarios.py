@@ -182,8 +182,8 @@ def concurrent_calls(key: SigningKey, public_key: str, calls: int, keep: bool) -
     flows = make_calls(calls)
     # initiated, answered, and (up to) three fields' partial results and history
     split = 2 + 2 * min(3, len(current_script().questions))
-    opening = interleave([f[:split] for f in flows], window=calls)
-    closing = interleave([f[split:] for f in flows], window=calls)
+    opening = interleave([f[:split] for f in flows], window=calls, stagger=False)
+    closing = interleave([f[split:] for f in flows], window=calls, stagger=False)
     with (
         workdir("concurrent", keep) as d,
         servers.fake_api(d) as api,

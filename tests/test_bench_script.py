@@ -112,3 +112,19 @@ def test_commit_stats_count_commits_jobs_and_slow_ones() -> None:
     beyond = checks.commit_stats(before, {**after, "le 0.5": 109.0})
     assert beyond["slowest_bucket_ms"] == math.inf
     assert checks.commit_stats(before, before)["jobs_per_commit"] is None
+
+
+@pytest.mark.parametrize("stagger", [True, False])
+def test_interleave_keeps_each_call_in_order_and_staggers_their_stages(stagger: bool) -> None:
+    flows = [[events.Event(c, f"v3:{c}", f"step{k}", b"") for k in range(15)] for c in range(200)]
+    out = events.interleave(flows, window=64, stagger=stagger)
+    assert sorted((ev.call, ev.type) for ev in out) == sorted(
+        (ev.call, ev.type) for flow in flows for ev in flow
+    )
+    seen: dict[int, int] = {}
+    for ev in out:
+        step = int(ev.type.removeprefix("step"))
+        assert seen.get(ev.call, -1) == step - 1  # a call's events stay in order
+        seen[ev.call] = step
+    stages = {ev.type for ev in out[1000:1064]}  # one round, mid-run
+    assert len(stages) == (15 if stagger else 2)
