@@ -138,18 +138,18 @@ def _isolate(path: Path) -> Path:
     return folder
 
 
-def _file_refs(node: Any) -> list[str]:
-    """The file part of every relative `$ref` in a JSON document."""
+def _file_refs(schema: Any) -> list[str]:
+    """The file part of every relative `$ref` in a schema document, found with the form
+    loader's own walk (which tells keywords from field names and data)."""
+    from collector.forms.inline import subschemas
+
     out: list[str] = []
-    if isinstance(node, dict):
-        ref = node.get("$ref")
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
         if isinstance(ref, str):
             target = urldefrag(ref).url
             if target and ":" not in target:
                 out.append(target)
-        for value in node.values():
-            out += _file_refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            out += _file_refs(value)
+        for _, _, sub in subschemas(schema):
+            out += _file_refs(sub)
     return out
