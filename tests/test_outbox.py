@@ -71,7 +71,7 @@ async def _outbox(
     async def feed(ev: E.Event) -> None:
         fed.append(ev)
 
-    control = TelnyxControl(make_client("KEY_test", f"{api}/v2", max_retries=0, timeout=2))
+    control = TelnyxControl(make_client("KEY_test", f"{api}/v2", timeout=2))  # no SDK retries
     return CommandOutbox(store, control, feed, **kw), store, fed
 
 
@@ -99,6 +99,22 @@ async def test_commands_of_a_call_leave_in_decided_order(tmp_path: Path) -> None
         assert [c for _, c in api.seen] == [c.command_id("s1") for c in cmds]
         await eventually(lambda: _v(outbox.pending() == 0))
         assert {r.state for r in await store.commands_for("s1")} == {"sent"}
+        await _close(outbox, store)
+
+
+async def test_the_sdk_retries_nothing_so_every_retry_is_the_outboxs(tmp_path: Path) -> None:
+    """A 503 reaches Telnyx once per outbox attempt: the SDK client hides no retries."""
+    assert make_client("KEY_test", "http://127.0.0.1:9/v2").max_retries == 0
+    api = ScriptedTelnyx([(503, {"errors": []})])
+    async with serve(api.app()) as url:
+        outbox, store, _ = await _outbox(tmp_path, url)
+        cmd = Command(action="answer", seq=1, decided_at=1e12)
+        await _session(store, [cmd])
+        outbox.enqueue("s1", "v3:abc", [cmd])
+        await eventually(lambda: _v(outbox.pending() == 0))
+        [row] = await store.commands_for("s1")
+        assert row.state == "sent" and row.attempts == 2
+        assert api.seen == [("answer", cmd.command_id("s1"))] * 2
         await _close(outbox, store)
 
 

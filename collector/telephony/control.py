@@ -1,9 +1,10 @@
 """Telnyx commands through the official SDK's AsyncTelnyx client.
 
-We use the client's generic `post`/`get` (its auth, retries with Retry-After, timeouts and
-error types) with the exact action bodies decide() built; the per-action helper methods
-would only re-transform bodies we already hold in wire form. The SDK retries 408/409/429,
-5xx and connection errors itself; what still fails is classified here once, at the edge.
+We use the client's generic `post`/`get` (its auth, timeouts and error types) with the
+exact action bodies decide() built; the per-action helper methods would only re-transform
+bodies we already hold in wire form. The SDK's own retries are off (`max_retries=0`): the
+outbox owns every retry (its backoff, its fresh `command_id`, its `retrieve_status`
+check), so a failure is classified here once, at the edge, and handed back to it.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ def _error_parts(exc: telnyx.APIStatusError) -> tuple[str | None, str]:
 
 
 def make_client(
-    api_key: str | None, base_url: str | None, *, timeout: float = 10.0, max_retries: int = 2
+    api_key: str | None, base_url: str | None, *, timeout: float = 10.0, max_retries: int = 0
 ) -> telnyx.AsyncTelnyx:
-    """AsyncTelnyx over aiohttp (telephony/transport.py: the SDK's aiohttp path, leaner)."""
+    """AsyncTelnyx over aiohttp (telephony/transport.py: the SDK's aiohttp path, leaner),
+    with no hidden retries unless asked: the outbox retries."""
     return telnyx.AsyncTelnyx(
         api_key=api_key or "sandbox",
         base_url=base_url,

@@ -1,9 +1,10 @@
 """The HTTP client under the SDK: aiohttp, like `telnyx.DefaultAioHttpClient`, minus layers.
 
 AsyncTelnyx still does everything that makes a call-control request: its URL, auth header,
-idempotency key, timeouts, retries with Retry-After, error types and response parsing. It
-accepts any `httpx.AsyncClient` as its `http_client`; this one sends each request straight
-to a small aiohttp transport and reads the whole (small, JSON) response at once. Skipped:
+idempotency key, timeouts, error types and response parsing (its retries are off:
+control.make_client passes `max_retries=0`, the outbox retries). It accepts any
+`httpx.AsyncClient` as its `http_client`; this one sends each request straight to a small
+aiohttp transport and reads the whole (small, JSON) response at once. Skipped:
 httpx's cookie jar (Telnyx sets no cookies, yet the jar builds a urllib request for every
 response), its auth flow (the SDK sends its own header), its redirect loop (the API does
 not redirect) and the streamed-response wrappers. Those wrappers reference each other, so
