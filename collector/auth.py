@@ -28,6 +28,8 @@ import structlog
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
+from collector.digits import ascii_int
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -102,10 +104,8 @@ class Auth:
         if not value:
             return False
         parts = value.split(".")
-        if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit():
-            return False
-        expires = int(parts[1])
-        if expires < self.clock():
+        expires = ascii_int(parts[1]) if len(parts) == 3 and parts[0] == "v1" else None
+        if expires is None or expires < self.clock():
             return False
         return hmac.compare_digest(parts[2].encode(), self._sign(expires).encode())
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import structlog
 
-from collector.errors import InboundError, PayloadTooLarge
+from collector.digits import ascii_int
+from collector.errors import InboundError, PayloadTooLarge, SignatureInvalid
 from collector.runtime import Runtime
 from collector.telephony.webhooks import MAX_BODY_BYTES, Unhandled, parse, verify
 
@@ -51,7 +52,8 @@ class ClientGone(Exception):
 
 async def read_body(receive: Receive, declared: bytes | None, limit: int = MAX_BODY_BYTES) -> bytes:
     """The raw body, refusing more than `limit` bytes without reading them all."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    length = ascii_int(declared)
+    if length is not None and length > limit:
         raise PayloadTooLarge(f"body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -109,6 +111,9 @@ class WebhookEndpoint:
         metrics = runtime.metrics
         event_type = "unknown"
         try:
+            stamp = signature.get("telnyx-timestamp")
+            if stamp is not None and ascii_int(stamp) is None:  # the SDK's int() takes "1_7..."
+                raise SignatureInvalid("Invalid timestamp format: not ASCII digits")
             verify(body, signature, runtime.public_key)
             event_type, event = parse(body)
         except InboundError as exc:

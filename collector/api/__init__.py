@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 
 from collector.api.openapi import openapi_document
 from collector.auth import Auth, error_body
+from collector.digits import ascii_int
 from collector.live import Hub
 from collector.presentation import (
     STATES,
@@ -100,12 +101,12 @@ def parse_since(value: str) -> float:
 def parse_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    text = value.strip()
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    limit = ascii_int(value.strip(), max_digits=6)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise ApiError(
             400, "invalid_parameter", f"limit: expected an integer from 1 to {MAX_LIMIT}"
         )
-    return int(text)
+    return limit
 
 
 def encode_cursor(session: Session) -> str:
@@ -129,17 +130,24 @@ def decode_cursor(value: str) -> tuple[float, str]:
 
 
 def parse_last_event_id(value: str | None) -> int | None:
-    if value is None:
+    """None without one; 400 for anything but the (ASCII digit) id of an event we sent."""
+    text = (value or "").strip()
+    if not text:
         return None
-    text = value.strip()
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    after = ascii_int(text, max_digits=18)
+    if after is None:
+        raise ApiError(
+            400, "invalid_parameter", "Last-Event-ID: expected the id of an event (digits 0-9)"
+        )
+    return after
 
 
 async def read_json(request: Request, *, required: bool) -> Any:
     """The JSON body (None when empty and not required); 400 when it is not JSON."""
     declared = request.headers.get("content-length")
     too_large = ApiError(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    length = ascii_int(declared)
+    if length is not None and length > MAX_BODY:
         raise too_large
     body = b""
     try:

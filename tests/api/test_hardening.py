@@ -1,0 +1,62 @@
+"""HTTP hardening: integers in ASCII digits only, logout by POST, sign-in rate limit, slow clients."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collector.auth import COOKIE_NAME
+from collector.digits import ascii_int
+from tests.api.conftest import Server
+from tests.api.test_api import assert_error
+
+pytestmark = pytest.mark.anyio
+
+
+# -- integers: ASCII digits only --------------------------------------------------------------
+
+
+def test_only_ascii_digits_make_an_integer() -> None:
+    assert ascii_int("12") == 12 and ascii_int(b"12") == 12 and ascii_int("0") == 0
+    for odd in ("²", "٣", "1²", " 1", "1 ", "1_0", "-1", "+1", "", "1.0", b"\xb2", b"-1", None):
+        assert ascii_int(odd) is None, odd
+    assert ascii_int("9" * 18) == int("9" * 18) and ascii_int("9" * 19) is None
+    assert ascii_int("123", max_digits=2) is None
+
+
+async def test_a_superscript_limit_is_a_400(server: Server) -> None:
+    for odd in ("²", "٣", "1_0", "-1"):
+        response = await server.client.get("/api/sessions", params={"limit": odd})
+        assert_error(response, 400, "invalid_parameter")
+
+
+async def test_a_cookie_with_a_superscript_expiry_is_a_401_not_a_500(server: Server) -> None:
+    for odd in ("v1.².x", "v1.٣.x", "v1.1_0.x"):
+        cookie = {"Cookie": f"{COOKIE_NAME}={odd}".encode()}
+        assert_error(await server.anon.get("/api/sessions", headers=cookie), 401, "unauthorized")
+        page = await server.anon.get("/", headers=cookie)
+        assert page.status_code == 303  # to the sign-in form
+        assert (await server.anon.post("/logout", headers=cookie)).status_code == 303
+
+
+async def test_a_superscript_last_event_id_is_a_400_not_a_500(server: Server) -> None:
+    # a header value is latin-1 on the wire: b"\xb2" is "²"
+    for raw in (b"\xb2", "٣".encode(), b"1_0", b"-1"):
+        for path in ("/api/events", "/api/sessions/nope/events"):
+            response = await server.client.get(path, headers={"Last-Event-ID": raw})
+            assert response.status_code in (400, 404), (path, raw, response.text)
+        response = await server.client.get("/api/events", headers={"Last-Event-ID": raw})
+        assert_error(response, 400, "invalid_parameter")
+    response = await server.client.get("/api/events", params={"last_event_id": "²"})
+    assert_error(response, 400, "invalid_parameter")
+
+
+async def test_a_webhook_timestamp_in_odd_digits_is_refused_as_such(server: Server) -> None:
+    """The SDK's int() would take the current time as "1_7..."; we do not."""
+    now = str(int(time.time()))
+    for odd in (f"{now[0]}_{now[1:]}", f"+{now}", b"\xb2"):
+        headers = {"telnyx-signature-ed25519": "AAAA", "telnyx-timestamp": odd}
+        response = await server.anon.post("/webhooks/telnyx", content=b"{}", headers=headers)
+        assert_error(response, 401, "invalid_signature")
+        assert "timestamp" in response.json()["error"]["message"], odd
