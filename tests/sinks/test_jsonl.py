@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+import structlog.testing
 
 from collector.sinks.jsonl import JsonlSink, from_config
 
@@ -93,3 +94,67 @@ async def test_a_failed_write_fails_every_delivery_waiting_on_it(tmp_path: Path)
         *(sink.deliver(make_submission(f"s-{i}")) for i in range(5)), return_exceptions=True
     )
     assert all(isinstance(r, OSError) for r in results)
+
+
+@pytest.mark.anyio
+async def test_torn_lines_anywhere_are_quarantined_and_whole_records_kept(tmp_path: Path) -> None:
+    """Start-up repair finds torn records in the middle of the file, not only at its end:
+    each goes to `<path>.torn` (one log line for the repair), every whole record stays,
+    including one an older version appended onto a fragment, and nothing is duplicated."""
+    path = tmp_path / "results.jsonl"
+    a, b, c, d = (make_submission(s) for s in ("a", "b", "c", "d"))
+    torn_1 = orjson.dumps(make_submission("torn-1"))[:70]
+    torn_2 = orjson.dumps(make_submission("torn-2"))[:150]
+    path.write_bytes(
+        orjson.dumps(a)
+        + b"\n"
+        + torn_1  # a short write on a full disk...
+        + b"\n"  # ...the next line started cleanly
+        + orjson.dumps(b)
+        + b"\n"
+        + torn_2  # a short write the next append ran onto: `c` is whole after it
+        + orjson.dumps(c)
+        + b"\n"
+        + orjson.dumps(d)  # the last record lost only its newline
+    )
+    with structlog.testing.capture_logs() as logs:
+        sink = await started(JsonlSink(path))
+    assert [e["event"] for e in logs] == ["jsonl_torn_lines_quarantined"]
+    assert logs[0]["torn_lines"] == 2 and logs[0]["records_salvaged"] == 1
+
+    assert [orjson.loads(line)["submission_id"] for line in lines_of(path)] == ["a", "b", "c", "d"]
+    assert path.read_bytes().endswith(b"\n")
+    assert (tmp_path / "results.jsonl.torn").read_bytes() == torn_1 + b"\n" + torn_2 + b"\n"
+
+    for sub in (a, b, c, d):  # redelivered by the outbox: already there, nothing written
+        await sink.deliver(sub)
+    await sink.deliver(make_submission("torn-1"))  # never confirmed: delivered again, once
+    await sink.deliver(make_submission("torn-2"))
+    assert [orjson.loads(line)["submission_id"] for line in lines_of(path)] == [
+        "a",
+        "b",
+        "c",
+        "d",
+        "torn-1",
+        "torn-2",
+    ]
+
+    # the next start has nothing to repair and says nothing
+    with structlog.testing.capture_logs() as logs:
+        again = await started(JsonlSink(path))
+    assert logs == []
+    await again.deliver(make_submission("torn-1"))
+    assert len(lines_of(path)) == 6
+
+
+@pytest.mark.anyio
+async def test_a_torn_last_line_is_quarantined_and_cut_off_in_place(tmp_path: Path) -> None:
+    """The usual crash (only the end torn) is repaired by truncating, no copy of the file."""
+    path = tmp_path / "results.jsonl"
+    whole = orjson.dumps(make_submission("whole")) + b"\n"
+    path.write_bytes(whole + b'{"submission_id": "cut')
+    inode = path.stat().st_ino
+    await started(JsonlSink(path))
+    assert path.read_bytes() == whole
+    assert path.stat().st_ino == inode
+    assert (tmp_path / "results.jsonl.torn").read_bytes() == b'{"submission_id": "cut\n'
