@@ -6,7 +6,8 @@ re-fetches the server-rendered fragment of the page when an event arrives. No bu
 no CDN, no inline script: every page carries a strict Content-Security-Policy.
 
 Routes: `/` (calls), `/calls/{id}`, `/partials/calls`, `/partials/calls/{id}` (the live
-fragments), `/login` (GET form, GET ?token=..., POST), `/logout`, `/static/*`.
+fragments), `/login` (GET form, GET ?token=..., POST), `/logout` (POST only: the nav's
+Sign out is a form button, and another origin's POST is refused as for the API), `/static/*`.
 """
 
 from __future__ import annotations
@@ -221,6 +222,10 @@ def dashboard_routes(runtime: Runtime, auth: Auth) -> list[BaseRoute]:
         return login_page(next_path, "That token is not right.", 401)
 
     async def logout(request: Request) -> Response:
+        # POST only (a GET answers 405), and, as for the API's cookie-authenticated POSTs,
+        # never from another origin: no other site can sign an operator out
+        if auth.cross_origin(request):
+            return html("cross-origin request refused", 403)
         response = RedirectResponse("/login", status_code=303)
         auth.clear_cookie(response, request)
         return response
@@ -231,6 +236,6 @@ def dashboard_routes(runtime: Runtime, auth: Auth) -> list[BaseRoute]:
         Route("/partials/calls", calls_partial, methods=["GET"]),
         Route("/partials/calls/{id}", call_partial, methods=["GET"]),
         Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]

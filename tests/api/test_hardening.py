@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 
 from collector.auth import COOKIE_NAME
@@ -60,3 +63,32 @@ async def test_a_webhook_timestamp_in_odd_digits_is_refused_as_such(server: Serv
         response = await server.anon.post("/webhooks/telnyx", content=b"{}", headers=headers)
         assert_error(response, 401, "invalid_signature")
         assert "timestamp" in response.json()["error"]["message"], odd
+
+
+# -- logout is a POST from this site ----------------------------------------------------------
+
+
+@asynccontextmanager
+async def signed_in(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as browser:
+        response = await browser.post("/login", data={"token": server.token, "next": "/"})
+        assert response.status_code == 303 and COOKIE_NAME in browser.cookies
+        yield browser
+
+
+async def test_logout_is_a_post_from_this_site_only(server: Server) -> None:
+    async with signed_in(server) as browser:
+        page = await browser.get("/")
+        assert '<form method="post" action="/logout"' in page.text
+        assert 'href="/logout"' not in page.text
+        got = await browser.get("/logout")
+        assert got.status_code == 405 and "set-cookie" not in got.headers
+        assert (await browser.get("/")).status_code == 200  # still signed in
+        for cross in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            refused = await browser.post("/logout", headers=cross)
+            assert refused.status_code == 403 and "set-cookie" not in refused.headers
+            assert (await browser.get("/")).status_code == 200
+        out = await browser.post("/logout", headers={"Origin": server.url})
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert COOKIE_NAME not in browser.cookies
+        assert (await browser.get("/")).status_code == 303
