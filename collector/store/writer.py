@@ -207,6 +207,8 @@ class Writer(threading.Thread):
                 try:
                     value = fn(conn)
                 except Exception as exc:
+                    if not conn.in_transaction:  # SQLite undid it all (SQLITE_FULL): all fail
+                        raise
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     results.append((resolve, None, exc))

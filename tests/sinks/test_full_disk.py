@@ -271,3 +271,62 @@ def test_write_all_continues_after_real_short_writes() -> None:
         thread.join(10)
         os.close(r)
     assert bytes(received) == data[:short] + data
+
+
+@pytest.mark.anyio
+async def test_store_disk_full_fails_every_job_of_the_group_with_the_real_error(
+    small_disk: Path,
+) -> None:
+    """SQLITE_FULL in the store's writer (a statement big enough to spill to the WAL):
+    SQLite rolls back the whole group transaction, so every job in it fails, with the
+    disk-full error itself (not "no such savepoint"), none is committed, and the writer
+    goes on once there is space."""
+    store = SqliteStore(small_disk / "collector.db")
+    await store.open()
+    try:
+        await store.run(lambda conn: conn.execute("CREATE TABLE junk (x)"))
+        filler = fill(small_disk)
+
+        def small(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO junk VALUES (1)")
+
+        def huge(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO junk VALUES (?)", (b"y" * 5_000_000,))
+
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                store.run(small), store.run(huge), store.run(small), return_exceptions=True
+            ),
+            10,
+        )
+        assert all(isinstance(r, sqlite3.OperationalError) and "full" in str(r) for r in results), (
+            results
+        )
+
+        filler.unlink()
+        count = await store.run(lambda conn: conn.execute("SELECT COUNT(*) FROM junk").fetchone())
+        assert count == (0,)
+        await store.run(small)
+        count = await store.run(lambda conn: conn.execute("SELECT COUNT(*) FROM junk").fetchone())
+        assert count == (1,)
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_jsonl_repairs_before_writing_when_a_failed_write_could_not_be_undone(
+    tmp_path: Path,
+) -> None:
+    """If truncating a failed write back also fails (EIO; not something a test can cause
+    on a real file), the sink marks itself for repair and the next write first moves the
+    fragment to `.torn`. This puts the file and the sink in exactly that state by hand."""
+    path = tmp_path / "results.jsonl"
+    sink = await started(JsonlSink(path))
+    await sink.deliver(make_submission("landed"))
+    with path.open("ab") as f:  # what the failed, un-undone write left behind
+        f.write(orjson.dumps(make_submission("failed"))[:90])
+    sink._needs_repair = True
+    await sink.deliver(make_submission("failed"))  # the worker's retry
+    await sink.deliver(make_submission("next"))
+    assert ids_in(path) == ["landed", "failed", "next"]
+    assert (tmp_path / "results.jsonl.torn").read_bytes().count(b"\n") == 1
