@@ -11,6 +11,11 @@
 * With no token configured, a random one is made when the app is created and a sign-in URL
   is logged, as notebook servers do.
 * A request is never trusted because it comes from loopback.
+* Sign-in (`/login` with a token) is rate-limited per client address: after
+  `SIGN_IN_LIMIT` failures within `SIGN_IN_WINDOW_SECONDS`, every attempt from that
+  address answers 429 with Retry-After until the oldest failure is a window old. The
+  addresses are kept in memory, at most `SIGN_IN_MAX_ADDRESSES` of them (least recently
+  failed forgotten first). Each failure is logged once, without the token tried.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -38,6 +45,9 @@ if TYPE_CHECKING:
 COOKIE_NAME = "collector_session"
 COOKIE_MAX_AGE = 7 * 86400
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SIGN_IN_LIMIT = 10  # failed sign-ins per address and window, then 429
+SIGN_IN_WINDOW_SECONDS = 60.0
+SIGN_IN_MAX_ADDRESSES = 10_000  # an LRU: memory stays bounded under a spray of addresses
 
 
 def _b64(raw: bytes) -> str:
@@ -46,6 +56,59 @@ def _b64(raw: bytes) -> str:
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
+
+
+class SignInLimiter:
+    """Failed sign-ins per client address in a sliding window, for at most
+    `max_addresses` addresses (an LRU: the least recently failed is forgotten first)."""
+
+    def __init__(
+        self,
+        limit: int = SIGN_IN_LIMIT,
+        window: float = SIGN_IN_WINDOW_SECONDS,
+        max_addresses: int = SIGN_IN_MAX_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_addresses = max_addresses
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, address: str, now: float) -> deque[float] | None:
+        times = self._failures.get(address)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[address]
+            return None
+        return times
+
+    def retry_after(self, address: str) -> int | None:
+        """Whole seconds until `address` may try again, or None when it may now."""
+        now = self.clock()
+        times = self._recent(address, now)
+        if times is None or len(times) < self.limit:
+            return None
+        return max(1, math.ceil(times[-self.limit] + self.window - now))
+
+    def failed(self, address: str) -> int:
+        """Record a failure; returns the failures of `address` in the window."""
+        now = self.clock()
+        times = self._recent(address, now)
+        if times is None:
+            times = self._failures[address] = deque(maxlen=self.limit)
+            while len(self._failures) > self.max_addresses:
+                self._failures.popitem(last=False)
+        else:
+            self._failures.move_to_end(address)
+        times.append(now)
+        return len(times)
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 class Auth:
@@ -60,6 +123,7 @@ class Auth:
         self.generated = generated
         self.clock = clock
         self._key = hashlib.sha256(b"collector-dashboard-cookie\0" + token.encode()).digest()
+        self.sign_ins = SignInLimiter()
 
     @classmethod
     def for_runtime(cls, runtime: Runtime) -> Auth:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode
 
+import structlog
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from collector.runtime import Runtime
 
 __all__ = ["CSP", "dashboard_routes"]
+
+log = structlog.get_logger("collector.dashboard")
 
 STATIC = Path(__file__).resolve().parent / "static"
 CSP = (
@@ -195,17 +198,38 @@ def dashboard_routes(runtime: Runtime, auth: Auth) -> list[BaseRoute]:
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
+    def too_many(next_path: str, wait: int) -> Response:
+        response = login_page(
+            next_path, f"Too many sign-in attempts from here; try again in {wait} s.", 429
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    def refused(address: str, via: str) -> None:
+        """Count a failed sign-in against its address and log it (never the token)."""
+        failures = auth.sign_ins.failed(address)
+        log.warning("sign_in_failed", client=address, via=via, failures=failures)
+
     async def login(request: Request) -> Response:
         next_path = safe_next(request.query_params.get("next"))
+        token: str | None
         if request.method == "GET":
             token = request.query_params.get("token")
-            if token is not None:
-                if auth.token_ok(token):
-                    return signed_in_redirect(request, next_path)
-                return login_page(next_path, "That sign-in link's token is not right.", 401)
-            if signed_in(request):
-                return RedirectResponse(next_path, status_code=303)
-            return login_page(next_path)
+            if token is None:
+                if signed_in(request):
+                    return RedirectResponse(next_path, status_code=303)
+                return login_page(next_path)
+        # rate-limited per address (uvicorn takes it from X-Forwarded-For only when the
+        # proxy is trusted, loopback by default: FORWARDED_ALLOW_IPS)
+        address = request.client.host if request.client else "unknown"
+        wait = auth.sign_ins.retry_after(address)
+        if wait is not None:
+            return too_many(next_path, wait)
+        if request.method == "GET":
+            if auth.token_ok(token):
+                return signed_in_redirect(request, next_path)
+            refused(address, "link")
+            return login_page(next_path, "That sign-in link's token is not right.", 401)
         try:
             body = b""
             async for chunk in request.stream():
@@ -219,6 +243,7 @@ def dashboard_routes(runtime: Runtime, auth: Auth) -> list[BaseRoute]:
         token = (fields.get("token") or [""])[0]
         if auth.token_ok(token):
             return signed_in_redirect(request, next_path)
+        refused(address, "form")
         return login_page(next_path, "That token is not right.", 401)
 
     async def logout(request: Request) -> Response:

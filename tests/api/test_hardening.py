@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
-from collector.auth import COOKIE_NAME
+from collector.auth import COOKIE_NAME, SignInLimiter
 from collector.digits import ascii_int
 from tests.api.conftest import Server
 from tests.api.test_api import assert_error
@@ -92,3 +93,56 @@ async def test_logout_is_a_post_from_this_site_only(server: Server) -> None:
         assert out.status_code == 303 and out.headers["location"] == "/login"
         assert COOKIE_NAME not in browser.cookies
         assert (await browser.get("/")).status_code == 303
+
+
+# -- sign-in rate limit -----------------------------------------------------------------------
+
+
+def test_the_limiter_slides_and_forgets_the_least_recent_addresses() -> None:
+    now = [1000.0]
+    limiter = SignInLimiter(limit=3, window=60, max_addresses=2, clock=lambda: now[0])
+    for n in (1, 2, 3):
+        assert limiter.retry_after("a") is None
+        assert limiter.failed("a") == n
+        now[0] += 10
+    assert limiter.retry_after("a") == 30  # the first failure (t=1000) ages out at 1060
+    now[0] = 1060.0
+    assert limiter.retry_after("a") is None and limiter.failed("a") == 3
+    limiter.failed("b")
+    limiter.failed("a")  # "a" is now the most recent: 1020, 1060, 1060
+    limiter.failed("c")  # over two addresses: "b" is forgotten
+    assert len(limiter) == 2 and limiter.retry_after("a") == 20
+    assert limiter.failed("b") == 1  # forgotten ("a" goes now)
+    assert limiter.retry_after("a") is None and len(limiter) == 2
+
+
+async def test_the_eleventh_failed_sign_in_in_a_minute_is_a_429_with_retry_after(
+    server: Server,
+) -> None:
+    me = {"X-Forwarded-For": "203.0.113.7"}  # uvicorn trusts it from loopback
+    with capture_logs() as logs:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10, headers=me) as browser:
+            for n in range(10):
+                if n % 2:
+                    wrong = await browser.post("/login", data={"token": f"guess-{n}"})
+                else:
+                    wrong = await browser.get("/login", params={"token": f"guess-{n}"})
+                assert wrong.status_code == 401, n
+            for attempt in ({"token": "guess-10"}, {"token": server.token}):
+                limited = await browser.post("/login", data=attempt)
+                assert limited.status_code == 429 and COOKIE_NAME not in browser.cookies
+                assert 1 <= int(limited.headers["retry-after"]) <= 60
+                assert "Too many sign-in attempts" in limited.text
+            link = await browser.get("/login", params={"token": server.token})
+            assert link.status_code == 429 and "retry-after" in link.headers
+            assert (await browser.get("/login")).status_code == 200  # the form itself is open
+        # another address is not held back, and the bearer API is not a sign-in
+        async with signed_in(server) as other:
+            assert (await other.get("/")).status_code == 200
+        assert (await server.client.get("/api/forms")).status_code == 200
+    failed = [e for e in logs if e.get("event") == "sign_in_failed"]
+    assert len(failed) == 10
+    assert {e["client"] for e in failed} == {"203.0.113.7"}
+    assert [e["failures"] for e in failed] == list(range(1, 11))
+    assert {e["via"] for e in failed} == {"link", "form"}
+    assert all("guess-" not in str(e) and server.token not in str(e) for e in logs)
