@@ -5,23 +5,33 @@ decide(), and save the event id, the new session, its commands and any submissio
 deliveries in one transaction. Only then is the event acknowledged, and only then do the
 listeners (command outbox, delivery worker, timers, live streams) hear of it. Different
 calls run concurrently; one call's events never interleave.
+
+An event that fails for a reason its redelivery cannot change (decide() raises, the step
+cannot be serialised, SQLite refuses its rows, the call's stored session cannot be read)
+is recorded as a dead event and answered `dead`, so the webhook is acknowledged and it
+never blocks its call. Anything else raised (the store is unavailable: locked, I/O errors)
+propagates, and the webhook is answered 503 so that Telnyx redelivers it.
 """
 
 from __future__ import annotations
 
+import re
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from collector.forms import DEFAULT_MESSAGES, Form
 from collector.session import events as E
 from collector.session.decide import Decision, Policy, decide
 from collector.session.model import CallInfo, Session
-from collector.store.sqlite import SqliteStore
+from collector.store.sqlite import STORE_REFUSALS, SqliteStore
 from collector.sync import KeyedLocks
+from collector.telephony.webhooks import event_type_of
 
 log = structlog.get_logger("collector.engine")
 
@@ -67,9 +77,10 @@ class Engine:
         self._cache: dict[str, Session] = {}
         self._cache_size = cache_size
         self._locks = KeyedLocks()
+        self.on_dead: Callable[[str], None] | None = None  # a fresh dead event, by type
 
     async def handle(self, event: E.Event) -> str:
-        """Apply one event; returns its outcome (applied, duplicate, unknown_call)."""
+        """Apply one event; returns its outcome (applied, duplicate, unknown_call, dead)."""
         async with self._locks.hold(event.call_control_id):
             return await self._apply(event)
 
@@ -85,14 +96,20 @@ class Engine:
     async def _apply(self, event: E.Event) -> str:
         ccid = event.call_control_id
         webhook = not event.id.startswith("~")
-        session = await self.session_for_call(ccid)
+        try:
+            session = await self.session_for_call(ccid)
+        except ValidationError as exc:  # a stored session this code cannot read
+            return await self._dead(event, None, "load", exc)
         if session is None:
             if not isinstance(event, E.CallInitiated):
                 if webhook:
                     fresh = await self.store.record_seen(event.id, ccid, event.at)
                     return "unknown_call" if fresh else "duplicate"
                 return "unknown_call"
-            session = self._new_session(event)
+            try:
+                session = self._new_session(event)
+            except Exception as exc:
+                return await self._dead(event, None, "decide", exc)
         # what bound_contextvars does, without its snapshot of the whole context per event
         tokens = structlog.contextvars.bind_contextvars(call_control_id=ccid, form=session.form)
         try:
@@ -104,18 +121,25 @@ class Engine:
         form = self.form_of(session)
         if session.form and form is None:
             log.error("form_missing")
-        decision = decide(session, event, form, self.policy, DEFAULT_MESSAGES)
-        if decision.duplicate:
-            return "duplicate"
-        sinks: list[str] = []
-        if decision.submission is not None and form is not None:
-            sinks = self.sinks_for(form, decision.submission["status"])
-        await self.store.commit_step(
-            decision.session,
-            decision.commands,
-            decision.submission,
-            sinks,
-        )
+        try:  # decide() is pure: what it raises on, it raises on at every redelivery
+            decision = decide(session, event, form, self.policy, DEFAULT_MESSAGES)
+            if decision.duplicate:
+                return "duplicate"
+            sinks: list[str] = []
+            if decision.submission is not None and form is not None:
+                sinks = self.sinks_for(form, decision.submission["status"])
+        except Exception as exc:
+            return await self._dead(event, session, "decide", exc)
+        try:
+            rows = self.store.step_rows(
+                decision.session, decision.commands, decision.submission, sinks
+            )
+        except Exception as exc:  # a value pydantic or orjson cannot write, every time
+            return await self._dead(event, session, "serialise", exc)
+        try:
+            await self.store.commit_rows(rows)
+        except STORE_REFUSALS as exc:  # other store errors propagate: a 503, redelivered
+            return await self._dead(event, session, "store", exc)
         self._remember(decision.session)
         for listener in self.listeners:
             try:
@@ -123,6 +147,38 @@ class Engine:
             except Exception:
                 log.exception("listener_failed", listener=getattr(listener, "__name__", "?"))
         return "applied"
+
+    async def _dead(
+        self, event: E.Event, session: Session | None, stage: str, exc: BaseException
+    ) -> str:
+        """Record an event that can never apply; the session stays as it was."""
+        event_type = event_type_of(event)
+        error = describe_failure(exc)
+        log.error(
+            "event_dead",
+            event_type=event_type,
+            event_id=event.id,
+            call_control_id=event.call_control_id,
+            stage=stage,
+            error=error,
+        )
+        fresh = await self.store.record_dead(
+            event.id,
+            event.call_control_id,
+            event_type,
+            stage,
+            error,
+            event.at,
+            session_id=session.id if session is not None else None,
+        )
+        if not fresh:
+            return "duplicate"
+        if self.on_dead is not None:
+            try:
+                self.on_dead(event_type)
+            except Exception:
+                log.exception("dead_listener_failed")
+        return "dead"
 
     def _new_session(self, event: E.CallInitiated) -> Session:
         form_id = self.router.form_for(event.to)
@@ -169,3 +225,30 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         return {"cached_sessions": len(self._cache), "locked_calls": len(self._locks)}
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_LONG_NUMBER = re.compile(r"\d{4,}")
+MAX_ERROR_CHARS = 500
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong, without the values: the exception's type, its message with quoted
+    text and long numbers cut (they may be a caller's answer), and where it was raised."""
+    if isinstance(exc, ValidationError):
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+    else:
+        message = str(exc)
+    message = _LONG_NUMBER.sub("…", _QUOTED.sub("'…'", message))
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        path = last.filename.replace("\\", "/")
+        at = path.rfind("/collector/")
+        path = path[at + 1 :] if at >= 0 else path.rsplit("/", 1)[-1]
+        text += f" (at {path}:{last.lineno} in {last.name})"
+    return text[:MAX_ERROR_CHARS]

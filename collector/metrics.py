@@ -49,6 +49,13 @@ class Metrics:
             "Store jobs made durable (per commit: this over collector_store_commit_seconds_count)",
             registry=self.registry,
         )
+        self.dead_events = Counter(
+            "collector_dead_events",
+            "Events acknowledged but never applied (they failed for a reason a redelivery"
+            " cannot change; see GET /api/events/dead), by event type",
+            ["type"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[Counter, str, str], Any] = {}
 
     def count(self, counter: Counter, first: str, second: str) -> None:
@@ -59,6 +66,10 @@ class Metrics:
         if child is None:
             child = self._children[key] = counter.labels(first, second)
         child.inc()
+
+    def count_dead(self, event_type: str) -> None:
+        """An event recorded as dead (the engine's `on_dead`)."""
+        self.dead_events.labels(event_type).inc()
 
     def observe_commit(self, seconds: float, jobs: int) -> None:
         """The store's writer thread reports each group commit (prometheus_client locks)."""

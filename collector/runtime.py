@@ -261,6 +261,7 @@ def build_runtime(
         extra=sandbox.numbers if sandbox is not None else None,
     )
     engine = Engine(store=store, forms=forms, router=router, policy=policy, sinks_for=select)
+    engine.on_dead = metrics.count_dead
     runtime = Runtime(
         settings=settings,
         telnyx=telnyx,

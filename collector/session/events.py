@@ -10,6 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# What the shell puts in place of a gathered field value it will not keep (deeper, longer
+# or bigger than collector.telephony.webhooks' bounds): a small JSON value that survives the
+# session's storage, and that the session always treats as an invalid answer, so the field
+# is asked again like any wrong answer. It never holds any of the original value.
+TOO_LARGE: dict[str, str] = {"$collector": "too_large"}
+TOO_LARGE_PROBLEM = "was too long to use"
+
+
+def is_too_large(value: Any) -> bool:
+    """Whether a field value is the TOO_LARGE marker (as made, or as read back)."""
+    return isinstance(value, dict) and len(value) == 1 and value.get("$collector") == "too_large"
+
 
 @dataclass(frozen=True, slots=True)
 class ClientState:

@@ -138,7 +138,11 @@ class GatherSteps(StepBase):
         fs.attempts += 1
         if name in values:
             value = values[name]
-            problems = self.form.validate_field(name, value)
+            problems = (
+                [E.TOO_LARGE_PROBLEM]
+                if E.is_too_large(value)
+                else self.form.validate_field(name, value)
+            )
             fs.value, fs.has_value, fs.source = value, True, source
         elif fs.valid:
             # Asked again (a correction) but not given: the earlier valid value stands.

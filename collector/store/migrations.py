@@ -75,6 +75,22 @@ MIGRATIONS: list[str] = [
     """
     DROP INDEX IF EXISTS sessions_deadline;
     """,
+    # 3: dead events: acknowledged events that failed to apply for a reason a redelivery
+    # cannot change (decide() raised, the step could not be serialised or stored). No body:
+    # it may hold sensitive values; the error is redacted (quoted text and long numbers cut)
+    """
+    CREATE TABLE dead_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        call_control_id TEXT NOT NULL,
+        session_id TEXT,
+        event_type TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        error TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX dead_events_received ON dead_events (received_at DESC, id DESC);
+    """,
 ]
 
 

@@ -75,3 +75,30 @@ class DeliveryRow:
             last_error=r["last_error"],
             submission=orjson.loads(body) if body else None,
         )
+
+
+@dataclass(slots=True)
+class DeadEventRow:
+    """An event acknowledged but never applied: why, and where it failed (no body)."""
+
+    id: int
+    event_id: str
+    call_control_id: str
+    session_id: str | None
+    event_type: str
+    stage: str  # load | decide | serialise | store
+    error: str
+    received_at: float
+
+    @classmethod
+    def from_row(cls, r: Any) -> DeadEventRow:
+        return cls(
+            id=r["id"],
+            event_id=r["event_id"],
+            call_control_id=r["call_control_id"],
+            session_id=r["session_id"],
+            event_type=r["event_type"],
+            stage=r["stage"],
+            error=r["error"],
+            received_at=r["received_at"],
+        )

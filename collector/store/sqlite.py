@@ -18,10 +18,21 @@ import orjson
 from collector.session.commands import Command
 from collector.session.model import Session
 from collector.store.jobs import WriterJobs
-from collector.store.rows import CommandRow, DeliveryRow
+from collector.store.rows import CommandRow, DeadEventRow, DeliveryRow
 from collector.store.writer import Rows
 
 R = TypeVar("R")
+
+# What commit_rows() raises when SQLite refuses the rows themselves (a constraint, a value
+# it cannot bind): the same rows fail the same way on every redelivery. Anything else (an
+# OperationalError: locked, I/O error, disk full; a store that is closed) is the store's
+# state at the moment, and the event is worth redelivering.
+STORE_REFUSALS: tuple[type[BaseException], ...] = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    OverflowError,
+)
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
@@ -73,6 +84,21 @@ class SqliteStore(WriterJobs):
         The event's id is in the session (`event_ids`, how decide() spots a redelivery), so
         it needs no row of its own: `seen_events` holds only events that reached no session.
         """
+        await self.commit_rows(self.step_rows(session, commands, submission, sinks))
+
+    async def commit_rows(self, rows: Rows) -> None:
+        """Write the rows of step_rows() in one transaction, once durable."""
+        await self._submit(rows)
+
+    @staticmethod
+    def step_rows(
+        session: Session,
+        commands: Iterable[Command] = (),
+        submission: dict[str, Any] | None = None,
+        sinks: Iterable[str] = (),
+    ) -> Rows:
+        """One decision as rows: everything serialised, nothing written yet. A value that
+        cannot be serialised raises here, and would the same way on every redelivery."""
         rows = Rows(sessions=[_session_row(session)])
         ccid = session.call.call_control_id
         rows.commands = [
@@ -102,7 +128,58 @@ class SqliteStore(WriterJobs):
                 )
             )
             rows.deliveries = [(sid, name, sid, at, at, at) for name in sinks]
-        await self._submit(rows)
+        return rows
+
+    # -- dead events ------------------------------------------------------------------
+
+    async def record_dead(
+        self,
+        event_id: str,
+        call_control_id: str,
+        event_type: str,
+        stage: str,
+        error: str,
+        at: float,
+        session_id: str | None = None,
+    ) -> bool:
+        """Keep an event that can never apply; False if it was recorded before."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO dead_events (event_id, call_control_id, session_id,"
+                " event_type, stage, error, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event_id, call_control_id, session_id, event_type, stage, error, at),
+            )
+            return cur.rowcount == 1
+
+        return await self.run(work)
+
+    async def list_dead_events(
+        self,
+        *,
+        event_type: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        before: tuple[float, int] | None = None,
+    ) -> list[DeadEventRow]:
+        """Newest first; `before` is the (received_at, id) cursor of the last page."""
+        where: list[str] = []
+        args: list[Any] = []
+        if event_type:
+            where.append("event_type = ?")
+            args.append(event_type)
+        if since is not None:
+            where.append("received_at >= ?")
+            args.append(since)
+        if before is not None:
+            where.append("(received_at < ? OR (received_at = ? AND id < ?))")
+            args.extend([before[0], before[0], before[1]])
+        sql = "SELECT * FROM dead_events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return await self.run(lambda conn: _records(conn, sql, args, DeadEventRow.from_row))
 
     async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
         """Record an event that reached no session; False if it was seen before."""
@@ -327,13 +404,15 @@ class SqliteStore(WriterJobs):
     # -- housekeeping ---------------------------------------------------------------
 
     async def prune(self, now: float, retention_days: float, seen_days: float = 1.0) -> int:
-        """Forget seen event ids after a day and finished sessions after retention_days."""
+        """Forget seen event ids after a day, and finished sessions and dead events after
+        retention_days."""
         horizon = now - retention_days * 86400
 
         def work(conn: sqlite3.Connection) -> int:
             conn.execute(
                 "DELETE FROM seen_events WHERE received_at < ?", (now - seen_days * 86400,)
             )
+            conn.execute("DELETE FROM dead_events WHERE received_at < ?", (horizon,))
             old = [
                 r[0]
                 for r in conn.execute(

@@ -20,6 +20,63 @@ from collector.session.client_state import decode
 
 MAX_BODY_BYTES = 1024 * 1024
 
+# Bounds on a JSON value taken from a webhook. The body parses up to orjson's 1,024 levels,
+# but the session is stored through pydantic and orjson, which stop at about 255: a gathered
+# value deeper than that could never be stored, and every redelivery would fail the same way.
+# A gathered field value (`result`, `partial_results`) beyond any bound is replaced, for that
+# field only, by E.TOO_LARGE, which the session treats as an invalid answer (it is asked
+# again); everything else (transcript lines, insights, other strings) is truncated to fit.
+MAX_JSON_DEPTH = 64  # levels of lists and objects within one value
+MAX_STRING_CHARS = 16 * 1024  # characters of one string (an object key included)
+MAX_LIST_ITEMS = 1000  # items of one list (or members of one object)
+
+
+def fits(value: Any, depth: int = 0) -> bool:
+    """Whether a JSON value is within MAX_JSON_DEPTH, MAX_STRING_CHARS and MAX_LIST_ITEMS."""
+    if isinstance(value, str):
+        return len(value) <= MAX_STRING_CHARS
+    if isinstance(value, list):
+        if depth >= MAX_JSON_DEPTH or len(value) > MAX_LIST_ITEMS:
+            return False
+        return all(fits(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        if depth >= MAX_JSON_DEPTH or len(value) > MAX_LIST_ITEMS:
+            return False
+        return all(len(k) <= MAX_STRING_CHARS and fits(v, depth + 1) for k, v in value.items())
+    return True
+
+
+def clip(value: Any, depth: int = 0) -> Any:
+    """A JSON value cut to the bounds: strings and lists truncated, objects to their first
+    MAX_LIST_ITEMS members, and anything nested deeper than MAX_JSON_DEPTH replaced by
+    E.TOO_LARGE."""
+    if isinstance(value, str):
+        return value[:MAX_STRING_CHARS]
+    if isinstance(value, list):
+        if depth >= MAX_JSON_DEPTH:
+            return dict(E.TOO_LARGE)
+        return [clip(v, depth + 1) for v in value[:MAX_LIST_ITEMS]]
+    if isinstance(value, dict):
+        if depth >= MAX_JSON_DEPTH:
+            return dict(E.TOO_LARGE)
+        items = (
+            value.items() if len(value) <= MAX_LIST_ITEMS else list(value.items())[:MAX_LIST_ITEMS]
+        )
+        return {k[:MAX_STRING_CHARS]: clip(v, depth + 1) for k, v in items}
+    return value
+
+
+def _answers(value: Any) -> dict[str, Any]:
+    """Gathered values by field: each beyond the bounds becomes E.TOO_LARGE, alone."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        k[:MAX_STRING_CHARS]: v if fits(v) else dict(E.TOO_LARGE)
+        for k, v in (
+            value.items() if len(value) <= MAX_LIST_ITEMS else list(value.items())[:MAX_LIST_ITEMS]
+        )
+    }
+
 
 def verify(body: bytes, headers: Mapping[str, str], public_key: str) -> None:
     """Raise SignatureInvalid unless Telnyx signed this body within the last 300 s."""
@@ -31,16 +88,27 @@ def verify(body: bytes, headers: Mapping[str, str], public_key: str) -> None:
         raise PayloadInvalid("body is not valid JSON: not UTF-8") from None
 
 
+def _line(message: dict[str, Any]) -> dict[str, Any]:
+    """One transcript line cut to the bounds; a `role` or `content` that is not a string
+    becomes its text, truncated (a line is kept, never dropped for its size)."""
+    line = clip(message, 1)
+    for key in ("role", "content"):
+        value = line.get(key)
+        if value is not None and not isinstance(value, str):
+            line[key] = str(value)[:MAX_STRING_CHARS]
+    return line
+
+
 def _history(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     value = payload.get("message_history")
     if not isinstance(value, list):
         return []
-    return [m for m in value if isinstance(m, dict)]
+    return [_line(m) for m in value[:MAX_LIST_ITEMS] if isinstance(m, dict)]
 
 
 def _str(payload: Mapping[str, Any], key: str) -> str | None:
     value = payload.get(key)
-    return value if isinstance(value, str) else None
+    return value[:MAX_STRING_CHARS] if isinstance(value, str) else None
 
 
 def _common(data: Mapping[str, Any], payload: Mapping[str, Any], at: float) -> dict[str, Any]:
@@ -69,7 +137,7 @@ def _partial(c: dict[str, Any], p: Mapping[str, Any]) -> E.Event:
     partial = p.get("partial_results")
     return E.AiGatherPartial(
         **c,
-        partial_results=partial if isinstance(partial, dict) else {},
+        partial_results=_answers(partial),
         message_history=_history(p),
     )
 
@@ -79,7 +147,7 @@ def _ended(c: dict[str, Any], p: Mapping[str, Any]) -> E.Event:
     return E.AiGatherEnded(
         **c,
         status=_str(p, "status"),
-        result=result if isinstance(result, dict) else None,
+        result=_answers(result) if isinstance(result, dict) else None,
         message_history=_history(p),
     )
 
@@ -88,10 +156,10 @@ def _conversation(event_type: str) -> Callable[[dict[str, Any], Mapping[str, Any
     keys = ("conversation_id", "assistant_id", "duration_sec", "reason", "llm_model")
 
     def build(c: dict[str, Any], p: Mapping[str, Any]) -> E.Event:
-        summary = {k: p[k] for k in keys if k in p and isinstance(p[k], str | int)}
+        summary = {k: clip(p[k]) for k in keys if k in p and isinstance(p[k], str | int)}
         if event_type == "call.conversation_insights.generated":
-            insights = p.get("insight_group_id"), p.get("results")
-            summary["insights"] = insights[1] if isinstance(insights[1], list) else []
+            results = p.get("results")
+            summary["insights"] = clip(results) if isinstance(results, list) else []
         return E.ConversationEvent(**c, event_type=event_type, summary=summary)
 
     return build
@@ -116,6 +184,31 @@ PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], E.Event]] = {
     "call.conversation.ended": _conversation("call.conversation.ended"),
     "call.conversation_insights.generated": _conversation("call.conversation_insights.generated"),
 }
+
+
+# the webhook type of each event class (a ConversationEvent carries its own); the events
+# the shell makes itself are named collector.*
+_EVENT_TYPES: dict[type, str] = {
+    E.CallInitiated: "call.initiated",
+    E.CallAnswered: "call.answered",
+    E.AiGatherPartial: "call.ai_gather.partial_results",
+    E.AiGatherHistory: "call.ai_gather.message_history_updated",
+    E.AiGatherEnded: "call.ai_gather.ended",
+    E.KeypadGatherEnded: "call.gather.ended",
+    E.SpeakEnded: "call.speak.ended",
+    E.CallHangup: "call.hangup",
+    E.Timer: "collector.timer",
+    E.CommandFailed: "collector.command_failed",
+    E.CallStatus: "collector.call_status",
+    E.Cancel: "collector.cancel",
+}
+
+
+def event_type_of(event: E.Event) -> str:
+    """The type an event is counted and recorded under (its webhook's `event_type`)."""
+    if isinstance(event, E.ConversationEvent) and event.event_type:
+        return event.event_type
+    return _EVENT_TYPES.get(type(event), "collector." + type(event).__name__.lower())
 
 
 class Unhandled:
