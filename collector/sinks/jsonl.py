@@ -46,12 +46,14 @@ def _parses(line: bytes) -> bool:
     return True
 
 
-def _salvage(line: bytes) -> int | None:
-    """Where a whole record starts inside a torn line (one appended onto a fragment)."""
+def _salvage(line: bytes) -> tuple[int, str] | None:
+    """Where a whole record starts inside a torn line (one appended onto a fragment), and
+    its submission_id; the earliest such start, so a record's own inner objects lose."""
     at = line.find(b"{", 1)
     while at != -1:
-        if _record(line[at:]) is not None:
-            return at
+        sid = _record(line[at:])
+        if sid is not None:
+            return at, sid
         at = line.find(b"{", at + 1)
     return None
 
@@ -120,13 +122,14 @@ class JsonlSink:
                     written.add(sid)
                 kept.append(line)
                 continue
-            at = _salvage(line)
-            if at is None:
+            found = _salvage(line)
+            if found is None:
                 torn.append(line)
                 continue
+            at, sid = found
             torn.append(line[:at])
             kept.append(line[at:])
-            written.add(_record(line[at:]))  # type: ignore[arg-type]
+            written.add(sid)
             salvaged += 1
         if not torn:
             with self.path.open("r+b") as f:
@@ -165,6 +168,9 @@ class JsonlSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            if not self._dir_synced:  # the file's directory entry (it may be new), once,
+                _fsync_dir(self.path.parent)  # before any record: a failure here wrote none
+                self._dir_synced = True
             start = os.lseek(fd, 0, os.SEEK_END)
             try:
                 write_all(fd, data)
@@ -174,9 +180,6 @@ class JsonlSink:
                 raise
         finally:
             os.close(fd)
-        if not self._dir_synced:  # the file's directory entry, once (it may be new)
-            _fsync_dir(self.path.parent)
-            self._dir_synced = True
 
     def _undo(self, fd: int, start: int) -> None:
         try:
