@@ -19,6 +19,13 @@ Ids are integers that only grow, also across restarts (they start from the clock
 microseconds). A client that reconnects with `Last-Event-ID` gets every buffered event after
 that id (the per-session stream filters them), then the live ones. A subscriber whose queue
 fills up (a slow client) catches up from the ring buffer instead of losing events.
+
+Memory is bounded by bytes as well as by count (a transcript line can be 900 KB): the ring
+buffer keeps at most LIVE_HISTORY_EVENTS events and LIVE_HISTORY_BYTES bytes, each
+subscriber's queue at most SUBSCRIBER_QUEUE_EVENTS and SUBSCRIBER_QUEUE_BYTES (past that
+it catches up from the ring), and what the hub remembers per session (the transcript as
+last shown, the form and state for deliveries) at most LIVE_SESSION_MEMORY_BYTES. Sizes
+are the memory of the events' JSON text; /metrics shows them (collector_memory_bytes).
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ import asyncio
 import contextlib
 import itertools
 import math
+import sys
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
+from collector.bounded import ByteLru
 from collector.presentation import (
     Masker,
     field_views,
@@ -62,6 +71,13 @@ TYPES = (
 _UPDATE_CHANGES = frozenset({"state", "fields", "gather", "notes", "call", "conversation"})
 _DELIVERY_STATE = {"delivered": "delivered", "retried": "pending", "dead": "dead"}
 
+LIVE_HISTORY_EVENTS = 10_000  # events kept for Last-Event-ID catch-up
+LIVE_HISTORY_BYTES = 32 * 1024 * 1024  # ... and at most this many bytes of them
+SUBSCRIBER_QUEUE_EVENTS = 1_000  # a subscriber's queue, past which it reads the ring
+SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
+LIVE_SESSION_MEMORY = 20_000  # sessions whose shown transcript / form and state are kept
+LIVE_SESSION_MEMORY_BYTES = 8 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
@@ -71,6 +87,14 @@ class LiveEvent:
     session_id: str
     type: str
     data: str
+
+    @property
+    def size(self) -> int:
+        """The memory its JSON text takes (2 bytes a character once it holds a "•")."""
+        return sys.getsizeof(self.data)
+
+
+_WAKE = LiveEvent(0, "", "", "")  # no event: wakes a subscriber to catch up from the ring
 
 
 @dataclass(eq=False)
@@ -84,6 +108,7 @@ class Subscriber:
     backlog: list[LiveEvent] = field(default_factory=list)
     overflowed: bool = False
     closed: bool = False
+    queued_bytes: int = 0  # the size of what waits in `queue`
 
     def matches(self, event: LiveEvent) -> bool:
         return self.session_id is None or event.session_id == self.session_id
@@ -104,6 +129,7 @@ class Subscriber:
                 self.backlog = self.hub.since(self.last_id, self.session_id)
                 continue
             event = await self.queue.get()
+            self.queued_bytes -= event.size
             if event.id > self.last_id:
                 self.last_id = event.id
                 yield event
@@ -119,8 +145,11 @@ class Hub:
         self,
         forms: Mapping[str, Form],
         *,
-        capacity: int = 10_000,
-        queue_size: int = 1_000,
+        capacity: int = LIVE_HISTORY_EVENTS,
+        queue_size: int = SUBSCRIBER_QUEUE_EVENTS,
+        history_bytes: int = LIVE_HISTORY_BYTES,
+        queue_bytes: int = SUBSCRIBER_QUEUE_BYTES,
+        memory_bytes: int = LIVE_SESSION_MEMORY_BYTES,
         max_subscribers: int = 1_000,
         ping_seconds: float = 15.0,
         first_id: int | None = None,
@@ -128,17 +157,21 @@ class Hub:
         self.forms = forms
         self.capacity = capacity
         self.queue_size = queue_size
+        self.history_bytes = history_bytes
+        self.queue_bytes = queue_bytes
         self.max_subscribers = max_subscribers
         self.ping_seconds = ping_seconds
         start = int(time.time() * 1_000_000) if first_id is None else first_id
         self._ids = itertools.count(start)
         self.last_id = start - 1
-        self._ring: deque[LiveEvent] = deque(maxlen=capacity)
+        self._ring: deque[LiveEvent] = deque()
+        self.ring_bytes = 0
         self._subscribers: set[Subscriber] = set()
         # per live session: the transcript as last shown, and (form, state) for deliveries
-        self._shown: OrderedDict[str, list[int]] = OrderedDict()
-        self._known: OrderedDict[str, tuple[str | None, str]] = OrderedDict()
-        self._memory = 20_000
+        self._shown: ByteLru[str, list[int]] = ByteLru(memory_bytes // 2, LIVE_SESSION_MEMORY)
+        self._known: ByteLru[str, tuple[str | None, str]] = ByteLru(
+            memory_bytes // 2, LIVE_SESSION_MEMORY
+        )
         self.published = 0
         self._last_left = -math.inf  # monotonic time the last subscriber went away
 
@@ -188,7 +221,31 @@ class Hub:
             if e.id > after and (session_id is None or e.session_id == session_id)
         ]
 
+    def memory(self) -> dict[str, int]:
+        """Bytes held now, by buffer (for /metrics)."""
+        return {
+            "live_history": self.ring_bytes,
+            "live_subscriber_queues": sum(s.queued_bytes for s in self._subscribers),
+            "live_session_memory": self._shown.bytes + self._known.bytes,
+        }
+
+    def limits(self) -> dict[str, int]:
+        """The byte limit of each buffer (the queues' is per subscriber)."""
+        return {
+            "live_history": self.history_bytes,
+            "live_subscriber_queues": self.queue_bytes,
+            "live_session_memory": self._shown.max_bytes + self._known.max_bytes,
+        }
+
     # -- publishing -----------------------------------------------------------------------
+
+    def _buffer(self, event: LiveEvent) -> None:
+        """Keep `event` for catch-up; the oldest go once a count or byte limit is passed."""
+        ring = self._ring
+        ring.append(event)
+        self.ring_bytes += event.size
+        while ring and (len(ring) > self.capacity or self.ring_bytes > self.history_bytes):
+            self.ring_bytes -= ring.popleft().size
 
     def publish(self, type_: str, session_id: str, payload: dict[str, Any]) -> LiveEvent:
         """Number, buffer and fan out one event. Never blocks."""
@@ -196,15 +253,25 @@ class Hub:
         body = {"id": event_id, "type": type_, "session_id": session_id, **payload}
         event = LiveEvent(event_id, session_id, type_, orjson.dumps(body).decode())
         self.last_id = event_id
-        self._ring.append(event)
+        self._buffer(event)
         self.published += 1
+        size = event.size
         for sub in self._subscribers:
-            if not sub.matches(event):
+            if not sub.matches(event) or sub.overflowed:
+                continue  # one that overflowed reads everything after its position from the ring
+            if sub.queued_bytes + size > self.queue_bytes:
+                # it reads this one from the ring; wake it if it waits on an empty queue
+                sub.overflowed = True
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(_WAKE)
+                    sub.queued_bytes += _WAKE.size
                 continue
             try:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
                 sub.overflowed = True
+            else:
+                sub.queued_bytes += size
         return event
 
     def on_decision(self, event: E.Event, decision: Decision) -> None:
@@ -225,11 +292,9 @@ class Hub:
         except Exception:
             log.exception("live_publish_failed", sink=sink)
 
-    def _remember(self, store: OrderedDict[str, Any], key: str, value: Any) -> None:
-        store[key] = value
-        store.move_to_end(key)
-        while len(store) > self._memory:
-            store.popitem(last=False)
+    def _remember(self, store: ByteLru[str, Any], key: str, value: Any) -> None:
+        size = 64 + len(key) + (8 * len(value) if isinstance(value, list) else 64)
+        store.put(key, value, size)
 
     def _on_decision(self, event: E.Event, decision: Decision) -> None:
         s = decision.session

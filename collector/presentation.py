@@ -192,11 +192,17 @@ def submission_view(submission: Mapping[str, Any], masker: Masker) -> dict[str, 
     out["fields"] = fields
     out["errors"] = masker.deep(list(submission.get("errors") or []))
     out["transcript"] = [
-        {**m, "content": masker.line(str(m.get("role", "")), str(m.get("content", "")))}
+        {**m, "content": masker.line(str(m.get("role", "")), str(m.get("content", "")), _int(m))}
         for m in submission.get("transcript") or []
         if isinstance(m, Mapping)
     ]
     return out
+
+
+def _int(line: Mapping[str, Any]) -> int:
+    """A stored line's attempt (a line without one counts as the first gather's)."""
+    attempt = line.get("attempt")
+    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0
 
 
 def delivery_view(row: DeliveryRow, masker: Masker) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def test_verbatim_and_spoken_forms_are_masked_in_every_line() -> None:
 def test_a_user_line_with_a_sensitive_value_is_replaced_whole() -> None:
     m = Masker.build(["pin"], [("pin", "4321")])
     assert m.line("user", "It's 4321.") == SENSITIVE_LINE
-    assert m.line("user", "my pin is four three two one") == "my pin is four three two one"
+    assert m.line("user", "my pin is four three two one") == SENSITIVE_LINE  # digits as words
     assert m.line("user", "Sure, go ahead.") == "Sure, go ahead."
 
 
@@ -82,7 +82,7 @@ def test_object_values_mask_each_leaf() -> None:
     assert m.line("user", "zip is 60601") == SENSITIVE_LINE
 
 
-def test_a_live_gather_waiting_for_a_sensitive_value_hides_digit_lines(forms) -> None:
+def test_every_caller_line_of_a_gather_asking_a_sensitive_field_is_masked(forms) -> None:
     form = forms["secret"]
     s = session(
         "secret",
@@ -97,15 +97,16 @@ def test_a_live_gather_waiting_for_a_sensitive_value_hides_digit_lines(forms) ->
         ],
     )
     view = session_detail(s, form)
+    # before the PIN is heard: no caller line of this gather shows, digits or not
     assert [m["content"] for m in view["transcript"]] == [
         "What is your PIN?",
         SENSITIVE_LINE,
-        "Hold on",
+        SENSITIVE_LINE,
     ]
-    # once the PIN is heard the usual rule applies, and the line stays hidden
+    # once the PIN is heard they stay masked (the rule never changes its mind)
     s.partial["pin"] = "9876"
     view = session_detail(s, form)
-    assert view["transcript"][1]["content"] == SENSITIVE_LINE
+    assert [m["content"] for m in view["transcript"]][1:] == [SENSITIVE_LINE, SENSITIVE_LINE]
     assert view["partial"] == {"account": "123456", "pin": MASK}
     assert view["fields"]["pin"]["partial"] == MASK and view["fields"]["pin"]["status"] == "hearing"
     assert "9876" not in json.dumps(view)
