@@ -4,8 +4,9 @@ HTTP contract:
   413  body over 1 MiB
   401  missing or bad signature, or a timestamp outside 300 s (nothing changes)
   400  not JSON, not an object, no data.id / event_type / payload / call_control_id
-  200  recorded durably (or a duplicate, or an event type we do not act on)
-  503  the store could not record it: Telnyx will redeliver
+  200  recorded durably (or a duplicate, an event type we do not act on, or a dead event:
+       one that can never apply, recorded as such; see engine.py)
+  503  the store could not record it (unavailable: locked, I/O errors): Telnyx will redeliver
 Commands to Telnyx leave after the acknowledgement, from the outbox.
 
 This is the one path every webhook takes, so it is a bare ASGI app: no Request or Response
