@@ -1,4 +1,5 @@
-"""The `collector` command: serve, forms check|show, simulate, outbox, sessions cancel."""
+"""The `collector` command: serve, forms check|show, simulate, outbox, sessions cancel,
+events dead."""
 
 from __future__ import annotations
 
@@ -253,6 +254,27 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return int(asyncio.run(_with_store(settings, run)))
 
 
+def cmd_events_dead(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """List dead events (acknowledged, never applied), newest first, from the store."""
+    try:
+        settings = load_settings(args.config, environ)
+    except ConfigurationError as exc:
+        return _problems(exc)
+
+    async def run(store: Any) -> int:
+        rows = await store.list_dead_events(event_type=args.type, limit=args.limit)
+        if not rows:
+            print("no dead events")
+        for r in rows:
+            print(
+                f"{r.id}\t{_when(r.received_at)}\t{r.event_type}\t{r.event_id}"
+                f"\t{r.call_control_id}\t{r.stage}\t{r.error}"
+            )
+        return 0
+
+    return int(asyncio.run(_with_store(settings, run)))
+
+
 def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Cancel a live session through the running server's admin API."""
     import httpx
@@ -339,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--sink", required=True)
     for p in (retry, replay):
         p.add_argument("--config", default=argparse.SUPPRESS)
+
+    events = sub.add_parser("events", help="events the server could not apply")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    dead = events_sub.add_parser(
+        "dead", help="dead events: acknowledged, never applied (newest first)"
+    )
+    dead.add_argument("--type", default=None, help="only this event type")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--config", default=None)
+    dead.set_defaults(run=cmd_events_dead)
 
     simulate = sub.add_parser("simulate", help="run one whole call against the simulator")
     simulate.add_argument("form")

@@ -14,19 +14,31 @@ signed webhooks, over a real SQLite file.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector import cli, engine
+from collector import engine
+from collector.app import create_app
+from collector.config import load_settings
+from collector.runtime import build_runtime
 from collector.session import events as E
+from collector.simulator.fake_telnyx import FakeTelnyx
 from collector.simulator.script import CallScript
 from collector.telephony import webhooks
-from tests.harness import eventually
+from tests.harness import eventually, serve, write_config
 from tests.live_stack import FIXTURES, NUMBER, Stack, live_stack
+
+TOKEN = "poison-test-admin-token"
 
 pytestmark = pytest.mark.anyio
 
@@ -149,3 +161,174 @@ def test_the_bounds_of_one_value() -> None:
     assert not webhooks.fits({"k" * (webhooks.MAX_STRING_CHARS + 1): 1})
     assert E.is_too_large(json.loads(json.dumps(E.TOO_LARGE)))  # survives being stored
     assert not E.is_too_large({"$collector": "too_large", "and": "more"})
+
+
+# -- dead events -------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def admin_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """live_stack with a known admin token, so the test can read /api/events/dead."""
+    holder: dict[str, str] = {}
+    fake = FakeTelnyx(lambda: holder["url"] + "/webhooks/telnyx", pace=0.0)
+    async with serve(fake.asgi_app()) as telnyx_url:
+        environ = {
+            "TELNYX_API_KEY": "KEY_test",
+            "TELNYX_PUBLIC_KEY": fake.public_key_b64,
+            "TELNYX_BASE_URL": f"{telnyx_url}/v2",
+        }
+        cfg = write_config(
+            tmp_path / "collector.toml",
+            FIXTURES / "forms",
+            f'admin_token = "{TOKEN}"\n[routing.numbers]\n"{NUMBER}" = "contact"\n'
+            '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n',
+        )
+        runtime = build_runtime(load_settings(cfg, environ), environ)
+        async with (
+            serve(create_app(runtime)) as url,
+            httpx.AsyncClient(timeout=20, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
+        ):
+            holder["url"] = url
+            yield Stack(fake=fake, runtime=runtime, url=url, tmp=tmp_path, client=client)
+
+
+async def _dead_listed(stack: Stack, **query: str) -> list[dict[str, Any]]:
+    r = await stack.client.get(f"{stack.url}/api/events/dead", params=query)
+    assert r.status_code == 200, r.text
+    return r.json()["dead_events"]
+
+
+async def _dead_metric(stack: Stack) -> dict[str, float]:
+    text = (await stack.client.get(f"{stack.url}/metrics")).text
+    return {
+        s.labels["type"]: s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "collector_dead_events"
+        for s in family.samples
+        if s.name == "collector_dead_events_total"
+    }
+
+
+def _cli_dead(tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "events",
+            "dead",
+            "--config",
+            str(tmp / "collector.toml"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _statuses(stack: Stack, ccid: str) -> set[int | None]:
+    return {d.status_code for d in stack.fake.deliveries if d.call_control_id == ccid}
+
+
+async def test_an_event_decide_raises_on_is_acknowledged_kept_as_dead_and_the_call_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = engine.decide
+    failed: list[str] = []
+
+    def decide(session: Any, event: E.Event, *args: Any) -> Any:
+        if isinstance(event, E.AiGatherPartial) and not failed:
+            failed.append(event.id)
+            raise RuntimeError("cannot use 'Maria Gonzalez' or 3125550143")
+        return real(session, event, *args)
+
+    monkeypatch.setattr(engine, "decide", decide)
+    async with admin_stack(tmp_path) as stack:
+        ccid = await stack.fake.place_call(to=NUMBER)
+        subs = await eventually(lambda: _done(stack))
+        assert subs[0]["status"] == "completed"  # the call's later events applied
+        assert subs[0]["data"]["name"] == "Maria Gonzalez"
+        assert failed and _statuses(stack, ccid) == {200}  # the dead one too: no 503
+        dead = await _dead_listed(stack)
+        assert len(dead) == 1
+        row = dead[0]
+        session = await stack.runtime.store.session_by_call(ccid)
+        assert session is not None and failed[0] not in session.event_ids
+        assert row["event_id"] == failed[0]
+        assert row["event_type"] == "call.ai_gather.partial_results"
+        assert row["call_control_id"] == ccid and row["session_id"] == session.id
+        assert row["stage"] == "decide"
+        assert row["error"].startswith("RuntimeError: cannot use '…' or …")
+        assert "Maria" not in row["error"] and "3125550143" not in row["error"]
+        assert "test_poison.py" in row["error"]  # where it was raised
+        assert row["received_at"].endswith("Z")
+        assert await _dead_listed(stack, type="call.hangup") == []
+        assert await _dead_metric(stack) == {"call.ai_gather.partial_results": 1.0}
+        # a duplicate of the dead webhook is answered 200 and counted once
+        body = {
+            "data": {
+                "id": failed[0],
+                "event_type": "call.ai_gather.partial_results",
+                "payload": {"call_control_id": ccid, "partial_results": {}},
+            }
+        }
+        failed.clear()
+        r = await stack.post(json.dumps(body).encode())
+        assert r.status_code == 200
+        assert len(await _dead_listed(stack)) == 1
+        assert await _dead_metric(stack) == {"call.ai_gather.partial_results": 1.0}
+        cli = _cli_dead(tmp_path)  # reads the store beside the running server
+        assert cli.returncode == 0, cli.stderr
+        lines = cli.stdout.strip().splitlines()
+        assert len(lines) == 1
+        assert f"\tcall.ai_gather.partial_results\t{row['event_id']}\t{ccid}\tdecide\t" in lines[0]
+
+
+async def test_a_step_that_cannot_be_stored_is_dead_not_503_and_the_hangup_still_applies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue as found: with the edge's depth bound lifted, a 300-deep answer reaches
+    the store, which cannot serialise it. Those events are dead (200), not 503 forever."""
+    monkeypatch.setattr(webhooks, "MAX_JSON_DEPTH", 10_000)
+    async with admin_stack(tmp_path) as stack:
+        script = CallScript.parse({"attempts": [{"name": nested(300)}]})
+        ccid = await stack.fake.place_call(to=NUMBER, script=script)
+        await eventually(lambda: _any(stack.fake.events(ccid, "call.ai_gather.ended")))
+        dead = await eventually(lambda: _dead_listed(stack))
+        await stack.fake.idle()
+        assert _statuses(stack, ccid) == {200}
+        assert {d["stage"] for d in dead} == {"serialise"}
+        assert "call.ai_gather.ended" in {d["event_type"] for d in dead}
+        assert all("depth" in d["error"] for d in dead), dead
+        await stack.fake.hangup_call(ccid)
+        subs = await eventually(lambda: _done(stack))
+        assert subs[0]["status"] == "abandoned"  # the call was not stuck behind its poison
+        metric = await _dead_metric(stack)
+        assert sum(metric.values()) == len(await _dead_listed(stack))
+
+
+async def _any(value: Any) -> Any:
+    return value
+
+
+async def test_a_store_that_is_really_down_still_answers_503(tmp_path: Path) -> None:
+    async with admin_stack(tmp_path) as stack:
+        ccid = "v3:poison-locked"
+        body = _webhook("call.initiated", "locked-1", ccid, to=NUMBER)
+        blocker = sqlite3.connect(tmp_path / "collector.db", isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+            r = await stack.post(body)
+            assert r.status_code == 503
+            assert r.json()["error"]["code"] == "store_unavailable"
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        r = await stack.post(body)  # Telnyx redelivers: now it applies
+        assert r.status_code == 200
+        assert await stack.runtime.store.session_by_call(ccid) is not None
+        assert await _dead_listed(stack) == []
+        assert await _dead_metric(stack) == {}

@@ -37,10 +37,12 @@ from collector.presentation import (
     session_summary,
 )
 from collector.session import events as E
+from collector.session.submission import iso
 
 if TYPE_CHECKING:
     from collector.runtime import Runtime
     from collector.session.model import Session
+    from collector.store.rows import DeadEventRow
 
 __all__ = ["ApiError", "api_routes", "install_error_handlers", "openapi_document"]
 
@@ -129,6 +131,40 @@ def decode_cursor(value: str) -> tuple[float, str]:
         ) from None
 
 
+def encode_dead_cursor(row: DeadEventRow) -> str:
+    raw = orjson.dumps([row.received_at, row.id])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_dead_cursor(value: str) -> tuple[float, int]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        received_at, row_id = orjson.loads(raw)
+        if isinstance(received_at, bool) or not isinstance(received_at, int | float):
+            raise ValueError("bad time")
+        if isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 <= row_id < 2**63:
+            raise ValueError("bad id")
+        return float(received_at), row_id
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise ApiError(
+            400, "invalid_cursor", "cursor: not a cursor this API gave out (use next_cursor as is)"
+        ) from None
+
+
+def dead_event_view(row: DeadEventRow) -> dict[str, Any]:
+    """A dead event as the API shows it (the store keeps no body, only the redacted error)."""
+    return {
+        "id": row.id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "call_control_id": row.call_control_id,
+        "session_id": row.session_id,
+        "stage": row.stage,
+        "error": row.error,
+        "received_at": iso(row.received_at),
+    }
+
+
 def parse_last_event_id(value: str | None) -> int | None:
     """None without one; 400 for anything but the (ASCII digit) id of an event we sent."""
     text = (value or "").strip()
@@ -196,10 +232,10 @@ def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
 
     async def list_sessions(request: Request) -> Response:
         q = request.query_params
-        state = q.get("state") or None
+        state = q.get("state")  # given empty: refused, as its enum says, not taken as absent
         if state is not None and state not in STATES:
             raise ApiError(400, "invalid_parameter", f"state: one of {', '.join(STATES)}")
-        since = parse_since(q["since"]) if q.get("since") else None
+        since = parse_since(q["since"]) if "since" in q else None
         limit = parse_limit(q.get("limit"))
         before = decode_cursor(q["cursor"]) if q.get("cursor") else None
         page = await store.list_sessions(
@@ -311,6 +347,24 @@ def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
             202,
         )
 
+    async def list_dead_events(request: Request) -> Response:
+        q = request.query_params
+        # a parameter given empty is refused, as its schema says, not taken as absent
+        since = parse_since(q["since"]) if "since" in q else None
+        limit = parse_limit(q.get("limit"))
+        before = decode_dead_cursor(q["cursor"]) if "cursor" in q else None
+        page = await store.list_dead_events(
+            event_type=q.get("type") or None, since=since, limit=limit + 1, before=before
+        )
+        more = len(page) > limit
+        page = page[:limit]
+        return json_response(
+            {
+                "dead_events": [dead_event_view(row) for row in page],
+                "next_cursor": encode_dead_cursor(page[-1]) if more and page else None,
+            }
+        )
+
     async def events(request: Request) -> Response:
         session_id = request.path_params.get("id")
         if session_id is not None:
@@ -343,6 +397,7 @@ def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
             Route("/sessions/{id}/cancel", handler(cancel_session), methods=["POST"]),
             Route("/sessions/{id}/events", handler(events), methods=["GET"]),
             Route("/events", handler(events), methods=["GET"]),
+            Route("/events/dead", handler(list_dead_events), methods=["GET"]),
             Route("/simulate", handler(simulate), methods=["POST"]),
         ]
     )

@@ -33,6 +33,32 @@ _ID = {
     "schema": {"type": "string"},
 }
 
+_SINCE = {
+    "name": "since",
+    "in": "query",
+    "required": False,
+    "description": "at or after: ISO 8601, or seconds since the epoch",
+    "schema": {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": "^[0-9]{1,12}(\\.[0-9]{1,9})?$"},
+        ]
+    },
+}
+_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+}
+_CURSOR = {
+    "name": "cursor",
+    "in": "query",
+    "required": False,
+    "description": "the `next_cursor` of the previous page (opaque)",
+    "schema": {"type": "string"},
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -98,6 +124,49 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["sessions", "next_cursor"],
         "properties": {
             "sessions": {"type": "array", "items": _ref("SessionSummary")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as `cursor` for the next (older) page; null on the last",
+            },
+        },
+    },
+    "DeadEvent": {
+        "type": "object",
+        "description": (
+            "An event acknowledged but never applied: it failed for a reason a redelivery"
+            " cannot change. The body is not kept (it may hold sensitive values); the error"
+            " names the exception and where it was raised, with quoted text and long numbers cut"
+        ),
+        "required": [
+            "id",
+            "event_id",
+            "event_type",
+            "call_control_id",
+            "session_id",
+            "stage",
+            "error",
+            "received_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "event_id": {"type": "string", "description": "Telnyx's `data.id` (or ours: `~…`)"},
+            "event_type": {"type": "string"},
+            "call_control_id": {"type": "string"},
+            "session_id": _STR_OR_NULL,
+            "stage": {
+                "type": "string",
+                "enum": ["load", "decide", "serialise", "store"],
+                "description": "where it failed",
+            },
+            "error": {"type": "string"},
+            "received_at": _TS_REQ,
+        },
+    },
+    "DeadEventList": {
+        "type": "object",
+        "required": ["dead_events", "next_cursor"],
+        "properties": {
+            "dead_events": {"type": "array", "items": _ref("DeadEvent")},
             "next_cursor": {
                 "type": ["string", "null"],
                 "description": "pass as `cursor` for the next (older) page; null on the last",
@@ -490,6 +559,29 @@ def openapi_document(form_ids: list[str] | None = None) -> dict[str, Any]:
                         "200": _EVENT_STREAM,
                         "401": _UNAUTHORIZED,
                         "503": _error("Too many streams are open"),
+                    },
+                }
+            },
+            "/api/events/dead": {
+                "get": {
+                    "operationId": "listDeadEvents",
+                    "summary": "Dead events (acknowledged, never applied), newest first",
+                    "parameters": [
+                        {
+                            "name": "type",
+                            "in": "query",
+                            "required": False,
+                            "description": "an event type, e.g. call.ai_gather.ended",
+                            "schema": {"type": "string"},
+                        },
+                        _SINCE,
+                        _LIMIT,
+                        _CURSOR,
+                    ],
+                    "responses": {
+                        "200": _json(_ref("DeadEventList"), "A page of dead events"),
+                        "400": _error("A bad filter, limit or cursor"),
+                        "401": _UNAUTHORIZED,
                     },
                 }
             },

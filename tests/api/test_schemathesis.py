@@ -110,6 +110,7 @@ async def test_the_document_names_every_route_and_the_error_shape(tmp_path: Path
         "/api/sessions/{id}/cancel",
         "/api/sessions/{id}/events",
         "/api/events",
+        "/api/events/dead",
         "/api/simulate",
     }
     error = doc["components"]["schemas"]["Error"]
