@@ -107,9 +107,44 @@ def cmd_forms_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if form is None:
         print(f"collector: no form {args.form!r} (forms: {', '.join(forms)})", file=sys.stderr)
         return 1
-    body = ai_gather_body(form, form.parameters)
+    if args.given is None:
+        body = ai_gather_body(form, form.parameters)
+    else:
+        body = _follow_up_body(form, args.given)
+        if isinstance(body, str):
+            print(f"collector: --given: {body}", file=sys.stderr)
+            return 1
     print(json.dumps(body, indent=2, ensure_ascii=False))
     return 0
+
+
+def _follow_up_body(form: Any, given_text: str) -> dict[str, Any] | str | None:
+    """The gather_using_ai body that follows these answers (None: nothing more to ask),
+    or what is wrong with the answers."""
+    from collector.session.decide import ai_gather_body
+    from collector.session.wording import reask_greeting
+
+    try:
+        given = json.loads(given_text)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(given, dict):
+        return "a JSON object of field -> value"
+    problems = []
+    for name, value in given.items():
+        if name not in form.fields:
+            problems.append(f"{name!r} is not a field of form {form.id!r}")
+        elif form.validate_field(name, value):
+            problems.append(f"{name}: {form.validate_field(name, value)[0]}")
+    if problems:
+        return "; ".join(problems)
+    required = form.requirements(given)
+    names = [n for n in form.fields if n in required and n not in given]
+    if not names:
+        print("collector: with these answers the form asks nothing more", file=sys.stderr)
+        return None
+    greeting = reask_greeting(form, names, {}, form.messages)
+    return ai_gather_body(form, form.sub_parameters(names), greeting)
 
 
 async def _simulate(
@@ -125,7 +160,10 @@ async def _simulate(
     ready = asyncio.Event()
     server, task = await serving.serve(runtime, sock, ready)
     try:
-        ccid = await runtime.sandbox.place_call(form_id, script)
+        try:
+            ccid = await runtime.sandbox.place_call(form_id, script, runtime.forms[form_id].fields)
+        except ValueError as exc:  # ScriptError
+            return 1, None, str(exc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             session = await runtime.store.session_by_call(ccid)
@@ -329,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=cmd_forms_check)
     show = forms_sub.add_parser("show", help="print the first gather_using_ai body")
     show.add_argument("form")
+    show.add_argument(
+        "--given",
+        default=None,
+        metavar="JSON",
+        help="answers so far (field -> value): print the follow-up gather they lead to",
+    )
     show.add_argument("--dir", default=None)
     show.add_argument("--config", default=None)
     show.set_defaults(run=cmd_forms_show)

@@ -277,3 +277,55 @@ def test_live_mode_with_a_malformed_public_key_refuses_to_start(workdir: Path) -
     )
     assert r.returncode == 1
     assert "/TELNYX_PUBLIC_KEY: not a public key" in r.stderr
+
+
+def _readme_scripts() -> list[tuple[str, str, str]]:
+    """(form, expected status, script) for each caller script the README shows."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.findall(r"<!-- caller script: (\S+) (\S+) -->\n```json\n(.*?)```", readme, re.S)
+    assert len(found) >= 3, "the README's caller scripts are marked for this test"
+    return found
+
+
+@pytest.mark.parametrize(("form", "status", "script"), _readme_scripts())
+def test_every_readme_caller_script_runs_on_its_form(
+    workdir: Path, form: str, status: str, script: str
+) -> None:
+    """Each caller script shown in the README runs as shown, on the form it sits under."""
+    answers = workdir / "answers.json"
+    answers.write_text(script)
+    r = run(["simulate", form, "--answers", str(answers)], workdir)
+    assert r.returncode == (0 if status == "completed" else 2), r.stderr
+    assert json.loads(r.stdout)["status"] == status
+
+
+def test_a_script_naming_an_unknown_field_is_an_error_with_a_did_you_mean(
+    workdir: Path,
+) -> None:
+    """A misspelt field in a caller script stops simulate with exit 1, naming it."""
+    answers = workdir / "answers.json"
+    answers.write_text(json.dumps({"full_nme": "Jane Doe"}))
+    r = run(["simulate", "intake", "--answers", str(answers)], workdir)
+    assert r.returncode == 1
+    assert "'full_nme' (did you mean 'full_name'?)" in r.stderr
+    assert not (workdir / "results.jsonl").exists()
+
+
+def test_forms_show_given_prints_the_follow_up_gather(workdir: Path) -> None:
+    """`forms show survey --given` prints the follow-up a low rating leads to, and null
+    when the answers lead to nothing more."""
+    r = run(
+        ["forms", "show", "survey", "--given", '{"rating": 1, "would_recommend": true}'], workdir
+    )
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert list(body["parameters"]["properties"]) == ["what_went_wrong", "contact_method"]
+    assert body["parameters"]["required"] == ["what_went_wrong", "contact_method"]
+    r = run(
+        ["forms", "show", "survey", "--given", '{"rating": 5, "would_recommend": true}'], workdir
+    )
+    assert r.returncode == 0 and json.loads(r.stdout) is None
+    r = run(["forms", "show", "survey", "--given", '{"rating": 9}'], workdir)
+    assert r.returncode == 1 and "rating: must be at most 5" in r.stderr

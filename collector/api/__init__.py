@@ -326,7 +326,7 @@ def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
         if answers is not None and not isinstance(answers, dict):
             raise ApiError(422, "invalid_body", "answers: a JSON object of field -> value")
         try:
-            ccid = await sandbox.place_call(form_id, answers or None)
+            ccid = await sandbox.place_call(form_id, answers or None, forms[form_id].fields)
         except ValueError as exc:  # ScriptError, pydantic's ValidationError
             raise ApiError(422, "invalid_answers", f"answers: {str(exc)[:500]}") from None
         session_id = None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError as JsonSchemaError
 
+from collector.forms.choices import choices
 from collector.forms.messages import field_errors
+from collector.forms.rules import Rules, rule_requirements, unconditional
 from collector.forms.vocabulary import GATHER_OPTION_KEYS, FieldOptions, FormOptions
 
 # Root keywords a re-ask's sub-schema keeps; the rest may speak of fields not asked.
@@ -67,8 +72,48 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=1024)
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA-262 regexes, where \d, \w and \b are ASCII only;
+    # Python's are Unicode (an Arabic-Indic zero is a \d), which would accept it in a time.
+    return re.compile(pattern, re.ASCII)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield JsonSchemaError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
+) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _ecma_regex(pattern).search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+# Draft 2020-12 with ECMA-262 (ASCII) character classes in `pattern` and
+# `patternProperties` (jsonschema's `additionalProperties` still matches the names of
+# patternProperties with Python's classes: only a key in non-ASCII digits differs).
+FormValidator = validators.extend(
+    Draft202012Validator,
+    {"pattern": _pattern, "patternProperties": _pattern_properties},
+)
+
+
 def _validator(schema: Any) -> Draft202012Validator:
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    return FormValidator(schema, format_checker=FORMAT_CHECKER)  # type: ignore[no-any-return]
+
+
+def _plain(schema: dict[str, Any], names: list[str], required: list[str]) -> dict[str, Any]:
+    """A plain object schema of these fields: what one gather asks, without root rules."""
+    out = {k: copy.deepcopy(schema[k]) for k in _SUB_ROOT_KEYS if k in schema}
+    out["properties"] = {name: copy.deepcopy(schema["properties"][name]) for name in names}
+    out["required"] = [name for name in required if name in out["properties"]]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,34 +152,49 @@ class FieldSpec:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Form:
-    """A checked form. Build it with `Form.build`; treat every dict in it as read-only."""
+    """A checked form. Build it with `Form.build`; treat every dict in it as read-only.
+
+    `schema` is the whole form, inlined: the verdict. `parameters` is what the first
+    gather_using_ai receives: a plain object schema of the fields asked first (every
+    field but those only a rule requires), requiring the ones required unconditionally.
+    """
 
     id: str
     path: Path
     version: str
     title: str
     description: str | None
+    schema: dict[str, Any]
     parameters: dict[str, Any]
     options: FormOptions
     fields: dict[str, FieldSpec]
     required: tuple[str, ...]
+    conditional: tuple[str, ...]
     sensitive_fields: frozenset[str]
     messages: dict[str, str]
     _validator: Draft202012Validator = field(repr=False)
     _field_validators: dict[str, Draft202012Validator] = field(repr=False)
+    _rules: Rules = field(repr=False)
 
     @classmethod
     def build(
         cls,
         form_id: str,
         path: Path,
-        parameters: dict[str, Any],
+        schema: dict[str, Any],
         options: FormOptions,
         field_options: Mapping[str, FieldOptions],
     ) -> Form:
         """A Form from an inlined, checked schema and its x-collector options."""
-        properties: dict[str, Any] = parameters.get("properties", {})
-        required = tuple(n for n in parameters.get("required", []) if n in properties)
+        properties: dict[str, Any] = schema.get("properties", {})
+        required = tuple(n for n in unconditional(schema) if n in properties)
+        conditional = tuple(
+            dict.fromkeys(
+                name
+                for name, _, under_condition in rule_requirements(schema)
+                if under_condition and name in properties and name not in required
+            )
+        )
         fields = {
             name: FieldSpec(
                 name=name,
@@ -150,27 +210,44 @@ class Form:
             name: spec.options.model_dump(mode="json") for name, spec in fields.items()
         }
         digest = hashlib.sha256(
-            canonical_json({"parameters": parameters, "options": dumped}).encode()
+            canonical_json({"parameters": schema, "options": dumped}).encode()
         ).hexdigest()
-        title = parameters.get("title")
-        description = parameters.get("description")
+        title = schema.get("title")
+        description = schema.get("description")
+        first = [name for name in fields if name not in conditional]
         return cls(
             id=form_id,
             path=path,
             version=digest[:12],
             title=title if isinstance(title, str) and title else form_id,
             description=description if isinstance(description, str) else None,
-            parameters=parameters,
+            schema=schema,
+            parameters=_plain(schema, first, list(required)),
             options=options,
             fields=fields,
             required=required,
+            conditional=conditional,
             sensitive_fields=frozenset(n for n, s in fields.items() if s.options.sensitive),
             messages=dict(options.messages),
-            _validator=_validator(parameters),
+            _validator=_validator(schema),
             _field_validators={
                 name: _validator({"properties": {name: properties[name]}}) for name in fields
             },
+            _rules=Rules(schema, _validator),
         )
+
+    @property
+    def first_fields(self) -> list[str]:
+        """The fields the first gather asks, in form order."""
+        return list(self.parameters["properties"])
+
+    def requirements(self, data: Mapping[str, Any]) -> dict[str, str]:
+        """The fields required given these answers, each with the pointer of its rule."""
+        return {
+            name: rule
+            for name, rule in self._rules.requirements(data).items()
+            if name in self.fields
+        }
 
     def gather_options(self) -> dict[str, Any]:
         """The gather_using_ai keys other than `parameters` that the form sets."""
@@ -188,12 +265,7 @@ class Form:
         if unknown:
             raise KeyError(f"not fields of form {self.id!r}: {', '.join(sorted(unknown))}")
         ordered = [name for name in self.fields if name in wanted]
-        sub = {k: copy.deepcopy(self.parameters[k]) for k in _SUB_ROOT_KEYS if k in self.parameters}
-        sub["properties"] = {
-            name: copy.deepcopy(self.parameters["properties"][name]) for name in ordered
-        }
-        sub["required"] = ordered
-        return sub
+        return _plain(self.schema, ordered, ordered)
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
         """Problems with a whole result, by field ("" for the form as a whole); {} if valid."""
@@ -215,8 +287,6 @@ class Form:
                 answers[name] = copy.deepcopy(examples[0])
             elif "default" in schema:
                 answers[name] = copy.deepcopy(schema["default"])
-            elif isinstance(schema.get("enum"), list) and schema["enum"]:
-                answers[name] = copy.deepcopy(schema["enum"][0])
-            elif "const" in schema:
-                answers[name] = copy.deepcopy(schema["const"])
+            elif choices(schema):
+                answers[name] = copy.deepcopy(choices(schema)[0][0])
         return answers

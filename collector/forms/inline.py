@@ -17,6 +17,7 @@ from referencing import Registry
 from referencing.exceptions import InvalidAnchor, NoSuchAnchor, PointerToNowhere, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from collector.forms.merge import combine
 from collector.forms.vocabulary import KEYWORD
 
 # Keywords whose value is a map of name -> schema, a schema, or a list of schemas.
@@ -106,13 +107,17 @@ class Inliner:
     registry: Registry[Any]
     where: Callable[[str], str]
     broken: frozenset[str] = frozenset()
+    looked_up: str = "the forms and their shared definitions"
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     _nodes: int = 0
 
     def inline(self, contents: Any, uri: str) -> Any:
         """The document at uri, fully inlined and stripped."""
+        file = self.where(uri)
+        if isinstance(contents, dict) and isinstance(contents.get("$id"), str):
+            uri = urljoin(uri, contents["$id"])  # relative $refs resolve against the $id
         resolver = self.registry.resolver(base_uri=uri)
-        return self._walk(contents, resolver, uri, self.where(uri), "", (id(contents),))
+        return self._walk(contents, resolver, uri, file, "", (id(contents),))
 
     def _walk(
         self, node: Any, resolver: Any, base: str, file: str, pointer: str, stack: tuple[int, ...]
@@ -151,12 +156,22 @@ class Inliner:
                     out[key] = self._walk(value, resolver, base, file, here, stack)
             else:
                 out[key] = copy.deepcopy(value)
-        if target is True or target is None:
+        for key in ("$dynamicRef", "$recursiveRef"):
+            if key in node:
+                self.problems.append(
+                    (
+                        file,
+                        f"{pointer}/{escape(key)}",
+                        f"{key} cannot be inlined (its target depends on where the schema "
+                        "is used); use $ref",
+                    )
+                )
+        if target is None:
             return out
         if target is False:
             return {**out, "not": {}}
-        # Keys next to a `$ref` are more specific than the referenced schema: they win.
-        return {**target, **out}
+        # A `$ref` applies together with the keywords beside it (2020-12 section 8.2.3.1).
+        return combine(target, out)
 
     def _follow(
         self, ref: str, resolver: Any, base: str, file: str, pointer: str, stack: tuple[int, ...]
@@ -192,7 +207,12 @@ class Inliner:
             return None
         except Unresolvable:
             self.problems.append(
-                (file, pointer, f"cannot resolve $ref '{ref}': {self.where(document)} not found")
+                (
+                    file,
+                    pointer,
+                    f"cannot resolve $ref '{ref}': no schema at {self.where(document)} "
+                    f"(looked up in {self.looked_up}, by path or $id)",
+                )
             )
             return None
         except Exception as exc:  # malformed documents make referencing raise anything

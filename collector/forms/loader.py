@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as JsonSchemaError
@@ -17,7 +17,9 @@ from referencing.jsonschema import DRAFT202012
 
 from collector.forms.form import Form
 from collector.forms.inline import Inliner, escape, keyword_locations
+from collector.forms.merge import UNEVALUATED
 from collector.forms.options import OptionsCheck
+from collector.forms.rules import rule_requirements
 from collector.forms.vocabulary import (
     KEYWORD,
     FieldOptions,
@@ -287,11 +289,21 @@ class _FormCheck:
     def inline(self, raw: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
         """(fully inlined?, parameters); a failed $ref leaves its schema out of parameters."""
         try:
-            registry = self.base.with_resource(self.uri, DRAFT202012.create_resource(raw)).crawl()
+            resource = DRAFT202012.create_resource(raw)
+            registry = self.base.with_resource(self.uri, resource)
+            if isinstance(raw.get("$id"), str):
+                registry = registry.with_resource(urljoin(self.uri, raw["$id"]), resource)
+            registry = registry.crawl()
         except Exception as exc:
             self.add("/", f"cannot index the schema: {exc}")
             return False, None
-        inliner = Inliner(registry, self.check.where, frozenset(self.check.broken))
+        defs = _display(self.check.forms_dir / "defs")
+        inliner = Inliner(
+            registry,
+            self.check.where,
+            frozenset(self.check.broken),
+            looked_up=f"this form and {defs}/*.json",
+        )
         parameters = inliner.inline(raw, self.uri)
         for file, pointer, message in inliner.problems:
             self.add(pointer, message, file=file)
@@ -326,14 +338,21 @@ class _FormCheck:
             self.add("/", f'missing "required": list the fields to collect ({why})')
         elif isinstance(required, list) and not required:
             self.add("/required", f'"required" is empty: list the fields to collect ({why})')
-        elif isinstance(required, list) and properties is not None:
-            for i, name in enumerate(required):
-                if isinstance(name, str) and name not in properties:
+        if properties is not None:
+            for name, rule, _ in rule_requirements(parameters):
+                if name not in properties:
                     self.add(
-                        f"/required/{i}",
+                        rule,
                         f"'{name}' is not one of the form's properties"
                         f"{did_you_mean(name, properties)}",
                     )
+        for key in sorted(UNEVALUATED & parameters.keys()):
+            self.add(
+                f"/{key}",
+                f"{key} at the form's root is not supported (each gather asks a plain "
+                'object of fields): list the fields in "properties" and use '
+                '"additionalProperties" instead',
+            )
 
     def check_dtmf(
         self,

@@ -12,6 +12,8 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
+from collector.forms.choices import choices, labelled, words
+
 DEFAULT_MESSAGES: dict[str, str] = {
     "goodbye": "Thank you, that's everything I needed. Goodbye.",
     "incomplete_goodbye": (
@@ -20,6 +22,7 @@ DEFAULT_MESSAGES: dict[str, str] = {
     ),
     "no_form": "Sorry, this number is not set up to take calls right now. Goodbye.",
     "reask_lead_in": "Sorry, I need to check one thing.",
+    "follow_up_lead_in": "Thank you. I just need a little more.",
     "confirm_intro": "Let me read back what I have.",
     "confirm_prompt": "If that's all correct, press 1. To change something, press 2.",
     "confirm_invalid": "Please press 1 if everything is correct, or 2 to change something.",
@@ -59,16 +62,8 @@ _FORMAT_WORDS = {
 _DESCRIPTION_HINT_CHARS = 80
 
 
-def _words(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _plural(n: Any, one: str, many: str) -> str:
-    return f"{_words(n)} {one if n == 1 else many}"
+    return f"{words(n)} {one if n == 1 else many}"
 
 
 def _label(name: str) -> str:
@@ -110,11 +105,24 @@ def _pattern(error: ValidationError) -> list[str]:
     return ["does not match the expected format"]
 
 
+def _one_of_choices(spoken: list[str]) -> list[str]:
+    if len(spoken) > 12:
+        spoken = [*spoken[:12], "…"]
+    return ["must be one of: " + ", ".join(spoken)]
+
+
 def _enum(error: ValidationError) -> list[str]:
-    choices = [_words(c) for c in error.validator_value]
-    if len(choices) > 12:
-        choices = [*choices[:12], "…"]
-    return ["must be one of: " + ", ".join(choices)]
+    return _one_of_choices([words(c) for c in error.validator_value])
+
+
+def _branches(fallback: str) -> Callable[[ValidationError], list[str]]:
+    def build(error: ValidationError) -> list[str]:
+        labelled_choices = choices(error.schema) if labelled(error.schema) else None
+        if labelled_choices:
+            return _one_of_choices([spoken for _, spoken in labelled_choices])
+        return [fallback]
+
+    return build
 
 
 def _required(error: ValidationError) -> list[str]:
@@ -137,15 +145,15 @@ _BUILDERS: dict[str | None, Callable[[ValidationError], list[str]]] = {
     "enum": _enum,
     "required": _required,
     "minLength": _min_length,
-    "const": lambda e: [f"must be {_words(e.validator_value)}"],
+    "const": lambda e: [f"must be {words(e.validator_value)}"],
     "maxLength": lambda e: [
         f"must be at most {_plural(e.validator_value, 'character', 'characters')} long"
     ],
-    "minimum": lambda e: [f"must be at least {_words(e.validator_value)}"],
-    "maximum": lambda e: [f"must be at most {_words(e.validator_value)}"],
-    "exclusiveMinimum": lambda e: [f"must be more than {_words(e.validator_value)}"],
-    "exclusiveMaximum": lambda e: [f"must be less than {_words(e.validator_value)}"],
-    "multipleOf": lambda e: [f"must be a multiple of {_words(e.validator_value)}"],
+    "minimum": lambda e: [f"must be at least {words(e.validator_value)}"],
+    "maximum": lambda e: [f"must be at most {words(e.validator_value)}"],
+    "exclusiveMinimum": lambda e: [f"must be more than {words(e.validator_value)}"],
+    "exclusiveMaximum": lambda e: [f"must be less than {words(e.validator_value)}"],
+    "multipleOf": lambda e: [f"must be a multiple of {words(e.validator_value)}"],
     "minItems": lambda e: [f"must have at least {_plural(e.validator_value, 'item', 'items')}"],
     "maxItems": lambda e: [f"must have at most {_plural(e.validator_value, 'item', 'items')}"],
     "uniqueItems": lambda e: ["must not list the same item twice"],
@@ -160,8 +168,8 @@ _BUILDERS: dict[str | None, Callable[[ValidationError], list[str]]] = {
     "unevaluatedProperties": lambda e: ["has details that are not expected"],
     "propertyNames": lambda e: ["has details that are not expected"],
     "dependentRequired": lambda e: ["is missing details that go with it"],
-    "anyOf": lambda e: ["does not match any of the accepted forms"],
-    "oneOf": lambda e: ["must match exactly one of the accepted forms"],
+    "anyOf": _branches("does not match any of the accepted forms"),
+    "oneOf": _branches("must match exactly one of the accepted forms"),
     "not": lambda e: ["is not allowed"],
 }
 
@@ -195,6 +203,14 @@ def field_errors(
                 for name in error.validator_value:
                     if name not in present:
                         add(name, ["is required"])
+                continue
+            if error.validator == "dependentRequired" and isinstance(error.instance, dict):
+                deps = error.validator_value if isinstance(error.validator_value, dict) else {}
+                for key, names in deps.items():
+                    if key in error.instance and isinstance(names, list):
+                        for name in names:
+                            if name not in error.instance:
+                                add(str(name), ["is required"])
                 continue
             add("", describe(error))
         else:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from telnyx.types.calls.action_speak_params import ActionSpeakParams
 from telnyx.types.calls.google_transcription_language import GoogleTranscriptionLanguage
 
+from collector.forms.choices import choices
 from collector.forms.messages import DEFAULT_MESSAGES
 
 KEYWORD = "x-collector"
@@ -100,6 +101,7 @@ class FieldOptions(_Options):
     """A top-level field's x-collector."""
 
     sensitive: bool = False
+    label: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     reask: Speech | None = None
     max_attempts: Positive | None = None
     dtmf: DtmfOptions | None = None
@@ -246,14 +248,14 @@ def dtmf_problem(schema: Any) -> str | None:
                 f"a {'/'.join(str(k) for k in kinds)} field cannot be typed on a keypad "
                 "(only string, integer and number fields can)"
             )
-    elif "enum" not in schema and "const" not in schema:
+    elif choices(schema) is None:
         return "needs a field with a type (string, integer or number)"
     fmt = schema.get("format")
     if fmt in NOT_DIGITS_FORMATS:
         return f"keypad digits can never be a valid {fmt}"
-    choices = schema.get("enum", [schema["const"]] if "const" in schema else [])
-    if isinstance(choices, list):
-        for choice in choices:
+    fixed = choices(schema)
+    if fixed is not None:
+        for choice, _ in fixed:
             if isinstance(choice, bool) or not (
                 isinstance(choice, int)
                 or (isinstance(choice, str) and choice.isascii() and choice.isdigit())

@@ -28,6 +28,10 @@ class ClosingSteps(StepBase):
                     self.take_value(name, self.s.partial, source="ai")
             self.s.partial = {}
         self.s.gather = None
+        if status == "completed" and self.invalid_fields():
+            status = "incomplete"  # the whole form is the verdict, root rules included
+        if status == "completed" and self.form.validate(self.valid_data()):
+            status = "incomplete"
         self.s.outcome = status
         self.s.ended_at = self.at
         self.set_state(state or State(status))
@@ -182,7 +186,7 @@ class ClosingSteps(StepBase):
             names = list(g.fields)
             params = (
                 self.form.parameters
-                if names == list(self.form.fields)
+                if names == self.form.first_fields
                 else self.form.sub_parameters(names)
             )
             self.start_ai_gather(names, params, greeting=None)

@@ -90,7 +90,7 @@ class _Step(GatherSteps, KeypadSteps, ClosingSteps):
             self.s.ended_at = self.at
             self.closing_speech(self.messages.get("no_form", ""))
             return
-        self.start_ai_gather(list(self.form.fields), self.form.parameters, greeting=None)
+        self.start_ai_gather(self.form.first_fields, self.form.parameters, greeting=None)
 
 
 _HANDLERS: dict[type, Any] = {

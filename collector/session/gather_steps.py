@@ -157,15 +157,43 @@ class GatherSteps(StepBase):
             fs.source = source  # optional and not given: nothing is wrong
         self.s.fields[name] = fs
 
-    def invalid_fields(self) -> list[str]:
-        """Required fields without a valid value, and optional fields given a wrong one."""
+    def valid_data(self) -> dict[str, Any]:
+        """The answers that passed validation so far."""
+        return {name: fs.value for name, fs in self.s.fields.items() if fs.valid}
+
+    def required_now(self) -> dict[str, str]:
+        """The fields the form requires given the valid answers, with the rule of each."""
         assert self.form is not None
+        return self.form.requirements(self.valid_data())
+
+    def apply_rules(self) -> None:
+        """The whole form's verdict on each answer: a root rule (a `then` that bounds a
+        field, ...) can reject a value its field's own schema accepts."""
+        assert self.form is not None
+        for _ in range(len(self.form.fields) + 1):
+            changed = False
+            for name, problems in self.form.validate(self.valid_data()).items():
+                fs = self.s.fields.get(name)
+                real = [p for p in problems if p != "is required"]
+                if not name or fs is None or not fs.valid or not real:
+                    continue
+                fs.valid, fs.problems = False, real
+                fs.errors.extend(real)
+                changed = True
+            if not changed:
+                return
+
+    def invalid_fields(self) -> list[str]:
+        """Fields the rules require now without a valid value, and fields given a wrong one."""
+        assert self.form is not None
+        self.apply_rules()
+        required = self.required_now()
         out = []
-        for name, spec in self.form.fields.items():
+        for name in self.form.fields:
             fs = self.s.fields.get(name)
             if fs is not None and fs.valid:
                 continue
-            if spec.required or (fs is not None and fs.has_value):
+            if name in required or (fs is not None and fs.has_value):
                 out.append(name)
         return out
 

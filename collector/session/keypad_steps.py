@@ -23,8 +23,8 @@ class KeypadSteps(StepBase):
                 self.start_keypad(name)
                 return
         invalid = self.invalid_fields()
-        required_missing = [n for n in invalid if self.form.fields[n].required]
-        if required_missing:
+        required = self.required_now()
+        if any(n in required for n in invalid):
             self.finalize("incomplete")
         else:
             self.confirm_or_finish()
@@ -202,7 +202,12 @@ class KeypadSteps(StepBase):
         self.s.gather = None
         self.keypad_line(ev.digits)
         digit = ev.digits[:1]
-        if ev.status == "valid" and digit.isdigit() and 1 <= int(digit) <= len(g.fields):
+        if (
+            ev.status == "valid"
+            and digit.isascii()
+            and digit.isdigit()
+            and 1 <= int(digit) <= len(g.fields)
+        ):
             self.correct([g.fields[int(digit) - 1]])
             return
         self.finalize("completed")  # no choice made: what was collected stands

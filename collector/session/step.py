@@ -138,3 +138,9 @@ class StepBase:
 
     def invalid_fields(self) -> list[str]:  # gather_steps
         raise NotImplementedError
+
+    def required_now(self) -> dict[str, str]:  # gather_steps
+        raise NotImplementedError
+
+    def valid_data(self) -> dict[str, Any]:  # gather_steps
+        raise NotImplementedError

@@ -32,30 +32,40 @@ def submission_id(session_id: str) -> str:
 
 def build_submission(session: Session, form: Form, status: str, at: float) -> dict[str, Any]:
     """The final record of a session, with only validated values in `data`."""
-    data: dict[str, Any] = {}
+    data = {name: fs.value for name, fs in session.fields.items() if fs.valid}
+    required = form.requirements(data)
+    verdict = form.validate(data)
     fields: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
-    for name, spec in form.fields.items():
+    for name in form.fields:
         state = session.fields.get(name)
+        rule = required.get(name)
         if state is None:
-            if spec.required:
+            if rule is not None:
                 message = "was not collected" if status == "abandoned" else "is required"
                 errors.append({"pointer": pointer(name), "message": message})
                 fields[name] = {"source": None, "attempts": 0, "errors": [message]}
+                if name in form.conditional:
+                    fields[name]["required_by"] = rule
             continue
         entry: dict[str, Any] = {
             "source": state.source,
             "attempts": state.attempts,
             "errors": list(state.errors),
         }
-        if state.valid:
-            data[name] = state.value
+        if name in form.conditional and rule is not None:
+            entry["required_by"] = rule  # the rule of the form that asked for it
+        problems = [p for p in verdict.get(name, []) if p != "is required"]
+        if state.valid and not problems:
             entry["value"] = state.value
         else:
-            problems = state.problems or (["is required"] if spec.required else [])
+            data.pop(name, None)
+            problems = problems or state.problems or (["is required"] if rule else [])
             if problems:  # the first problem is the one worth reading back
                 errors.append({"pointer": pointer(name), "message": problems[0]})
         fields[name] = entry
+    for problem in verdict.get("", []):
+        errors.append({"pointer": "", "message": f"the form as a whole {problem}"})
     return {
         "submission_id": submission_id(session.id),
         "session_id": session.id,

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.forms.choices import choices
 from collector.simulator.script import CallScript
 
 __all__ = [
@@ -201,9 +202,9 @@ def example_value(schema: Mapping[str, Any]) -> Any:
     for key in ("default", "const"):
         if key in schema:
             return schema[key]
-    enum = schema.get("enum")
-    if isinstance(enum, list) and enum:
-        return enum[0]
+    fixed = choices(schema)
+    if fixed:
+        return fixed[0][0]
     return MISSING
 
 
@@ -213,13 +214,13 @@ def question_for(name: str, schema: Mapping[str, Any]) -> str:
     if label.endswith("?"):
         return label
     kind = schema.get("type")
-    enum = schema.get("enum")
+    fixed = choices(schema)
     if kind == "boolean":
         return f"{label[:1].upper()}{label[1:]}: yes or no?"
     verb = "are" if kind == "array" else "is"
     question = f"What {verb} your {label}?"
-    if isinstance(enum, list) and 1 < len(enum) <= 6:
-        options = [str(v) for v in enum]
+    if fixed is not None and 1 < len(fixed) <= 6:
+        options = [spoken for _, spoken in fixed]
         question += f" You can say {', '.join(options[:-1])} or {options[-1]}."
     return question
 

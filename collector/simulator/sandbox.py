@@ -7,6 +7,7 @@ real HTTP, so a sandbox call takes exactly the path a live call takes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from collector.simulator.fake_telnyx import FakeTelnyx
@@ -58,10 +59,16 @@ class Sandbox:
             self.numbers[number] = form_id
         return number
 
-    async def place_call(self, form_id: str, script: Any = None) -> str:
-        """Ring the server with a simulated inbound call for `form_id`; returns its id."""
+    async def place_call(
+        self, form_id: str, script: Any = None, fields: Iterable[str] | None = None
+    ) -> str:
+        """Ring the server with a simulated inbound call for `form_id`; returns its id.
+
+        With `fields` (the form's), a script naming any other field is a ScriptError."""
         assert self.fake is not None
         parsed = CallScript.parse(script) if script is not None else None
+        if parsed is not None and fields is not None:
+            parsed.check_fields(fields, f"form {form_id!r}")
         return await self.fake.place_call(to=self.number_for(form_id), script=parsed)
 
     async def close(self) -> None:

@@ -44,6 +44,9 @@ is a field name); in a rich script an unknown key is an error.
 * `hangup_after` (int): hang up during the first AI gather once this many fields have
   been answered (implies `"hangup": "during_gather"`).
 
+A field name the form does not have (in `answers`, `attempts`, `silent`, `say` or a
+field-keyed `keypad`) is an error with a did-you-mean, never silently ignored.
+
 A field with no scripted answer is answered with the first of its schema's `examples`
 (else its `default`, `const` or first `enum` value), so a form that ships examples needs
 no script at all. With nothing to say, the caller answers "I'm not sure."
@@ -53,7 +56,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +65,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = ["RICH_KEYS", "CallScript", "ScriptError"]
 
 RICH_KEYS = frozenset({"answers", "attempts", "silent", "keypad", "say", "hangup", "hangup_after"})
+# keypad script keys that name a step of the call, not a field
+KEYPAD_STEPS = frozenset({"confirm", "choose"})
 
 
 class ScriptError(ValueError):
@@ -139,6 +144,26 @@ class CallScript(BaseModel):
             return cls.parse(obj)
         except ScriptError as exc:
             raise ScriptError(f"{path}: {exc}") from exc
+
+    def check_fields(self, fields: Iterable[str], form: str = "the form") -> CallScript:
+        """This script, or ScriptError naming every field it mentions that the form lacks."""
+        known = list(fields)
+        named: list[str] = [*self.answers, *self.silent, *self.say]
+        for attempt in self.attempts:
+            named.extend(attempt)
+        if isinstance(self.keypad, dict):
+            named.extend(k for k in self.keypad if k not in KEYPAD_STEPS)
+        unknown = [n for n in dict.fromkeys(named) if n not in known]
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, known, n=1)
+                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ScriptError(
+                f"the caller script names field(s) {form} does not have: {', '.join(hints)}; "
+                f"its fields: {', '.join(known)}"
+            )
+        return self
 
     # -- what the caller does ---------------------------------------------------------------
 

@@ -49,7 +49,7 @@ def test_example_forms_load() -> None:
     """The shipped forms in schemas/ load without a single problem."""
     registry, problems = check_forms(SCHEMAS)
     assert [str(p) for p in problems] == []
-    assert list(registry) == ["appointment", "claim", "intake"]
+    assert list(registry) == ["appointment", "claim", "intake", "survey"]
     assert all(isinstance(form, Form) for form in registry.values())
 
 
@@ -333,7 +333,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "missing def file",
         {"f.json": minimal(properties={"p": {"$ref": "defs/phone.json"}})},
         "forms/f.json: /properties/p/$ref: cannot resolve $ref 'defs/phone.json': "
-        "forms/defs/phone.json not found",
+        "no schema at forms/defs/phone.json (looked up in this form and forms/defs/*.json, by path or $id)",
     ),
     (
         "missing def pointer",
@@ -658,7 +658,7 @@ def test_problems_of_several_files_are_reported_together(write: Writer, lint: Li
     assert lines == [
         "forms/broken.json: /: invalid JSON at line 1, column 10: Expecting value",
         "forms/refs.json: /properties/a/$ref: cannot resolve $ref 'defs/none.json': "
-        "forms/defs/none.json not found",
+        "no schema at forms/defs/none.json (looked up in this form and forms/defs/*.json, by path or $id)",
         "forms/refs.json: /properties/b/$ref: cannot resolve $ref '#/$defs/none': "
         "there is no '/$defs/none' in forms/refs.json",
         "forms/refs.json: /required/1: 'c' is not one of the form's properties",

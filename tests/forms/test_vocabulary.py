@@ -40,7 +40,7 @@ def test_the_vocabulary_is_the_documented_one() -> None:
         "after",
         "messages",
     }
-    assert set(FIELD_KEYS) == {"sensitive", "reask", "max_attempts", "dtmf"}
+    assert set(FIELD_KEYS) == {"sensitive", "label", "reask", "max_attempts", "dtmf"}
 
 
 def test_languages_come_from_the_sdk() -> None:
