@@ -31,6 +31,17 @@ def ai_gather_body(
     return body
 
 
+def _history_line(item: Any) -> tuple[str, str] | None:
+    """(role, content) of a message_history item: a null or missing role or content is
+    empty, never the word "None"; an item with neither is dropped."""
+    if not isinstance(item, dict):
+        return None
+    role, content = item.get("role"), item.get("content")
+    role = role if isinstance(role, str) else ""
+    content = content if isinstance(content, str) else ""
+    return (role, content) if role or content else None
+
+
 class GatherSteps(StepBase):
     """Everything between call.answered and the end of an AI gather."""
 
@@ -76,11 +87,7 @@ class GatherSteps(StepBase):
         attempt = self.attempt_of(ev)
         earlier = [m for m in self.s.transcript if m.attempt < attempt]
         prefix = [(m.role, m.content) for m in earlier]
-        lines = [
-            (str(m.get("role", "")), str(m.get("content", "")))
-            for m in history
-            if isinstance(m, dict)
-        ]
+        lines = [line for line in map(_history_line, history) if line is not None]
         if prefix and lines[: len(prefix)] == prefix:
             lines = lines[len(prefix) :]
         current = [m for m in self.s.transcript if m.attempt == attempt]

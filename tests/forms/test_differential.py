@@ -33,7 +33,7 @@ from collector.forms import Form, load_forms
 from collector.forms.form import FORMAT_CHECKER, FormValidator
 
 ROOT = Path(__file__).resolve().parents[2]
-DIRS = [ROOT / "schemas", ROOT / "tests" / "fixtures" / "semantics"]
+DIRS = [ROOT / "schemas", ROOT / "examples" / "forms", ROOT / "tests" / "fixtures" / "semantics"]
 CASES = [(d, form_id) for d in DIRS for form_id in load_forms(d)]
 
 JSON = st.recursive(

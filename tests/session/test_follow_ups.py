@@ -211,3 +211,51 @@ def test_a_hangup_during_a_follow_up_is_abandoned_with_what_was_collected(
     (submission,) = call.submissions
     assert submission["status"] == "abandoned"
     assert submission["data"] == {"rating": 1, "would_recommend": False}
+
+
+def test_null_roles_and_contents_never_become_text(shipped: Any) -> None:
+    """A message_history item with a null content is kept empty, one with neither role
+    nor content is dropped: the word "None" never reaches the transcript."""
+    call = Call(shipped, "survey")
+    call.start()
+    history = [
+        {"role": "assistant", "content": "How would you rate it?"},
+        {"role": "user", "content": None},
+        {"role": None, "content": None},
+        {"content": "Five."},
+    ]
+    call.feed(call.ev(E.AiGatherHistory, message_history=history, client_state=call.cs()))
+    lines = [(m.role, m.content) for m in call.session.transcript]
+    assert lines == [
+        ("assistant", "How would you rate it?"),
+        ("user", ""),
+        ("", "Five."),
+    ]
+
+
+def test_the_example_feedback_form_asks_the_branch_its_answers_select() -> None:
+    """examples/forms/service_feedback.json: unhappy with a delivery asks the order number
+    and delivery date; unhappy with staff asks neither; happy asks nothing more."""
+    forms = load_forms(ROOT / "examples" / "forms")
+    call = Call(forms, "service_feedback")
+    call.start()
+    assert asked(gathers(call)[0]) == ["satisfied"]
+    call.ended({"satisfied": False})
+    assert asked(gathers(call)[1]) == ["problem_area", "callback_ok"]
+    call.ended({"problem_area": "delivery", "callback_ok": False})
+    assert asked(gathers(call)[2]) == ["order_number", "delivery_date"]
+    call.ended({"order_number": "4820193", "delivery_date": "2026-11-28"})
+    assert call.submissions[0]["status"] == "completed"
+
+    call = Call(forms, "service_feedback")
+    call.start()
+    call.ended({"satisfied": False})
+    call.ended({"problem_area": "staff", "callback_ok": False})
+    assert len(gathers(call)) == 2
+    assert call.submissions[0]["status"] == "completed"
+
+    call = Call(forms, "service_feedback")
+    call.start()
+    call.ended({"satisfied": True})
+    assert len(gathers(call)) == 1
+    assert call.submissions[0]["data"] == {"satisfied": True}
