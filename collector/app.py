@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from collector import masking
 from collector.api import api_routes, install_error_handlers
 from collector.auth import Auth
 from collector.dashboard import dashboard_routes
+from collector.engine import SESSION_CACHE_BYTES
 from collector.ingress import PATH as WEBHOOK_PATH
 from collector.ingress import WebhookEndpoint
 from collector.live import Hub
@@ -59,6 +61,14 @@ def create_app(runtime: Runtime) -> App:
     hub = Hub(runtime.forms)
     runtime.engine.listeners.append(hub.on_decision)  # the engine isolates failures
     runtime.delivery_listeners.append(hub.on_delivery)
+    # /metrics: bytes held by each bounded cache and buffer, and its limit
+    memory = runtime.metrics
+    memory.memory_sources[:] = [hub.memory, runtime.engine.memory, masking.memory]
+    memory.memory_limits.update(
+        hub.limits(),
+        engine_sessions=SESSION_CACHE_BYTES,
+        masker_patterns=masking.MASKER_CACHE_BYTES,
+    )
 
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),

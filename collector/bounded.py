@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ByteLru", "approx_bytes"]
+__all__ = ["ByteLru", "approx_bytes", "session_bytes"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -107,6 +107,18 @@ class ByteLru(Generic[K, V]):
         self.bytes -= entry[1]
         return entry[0]
 
+    def values(self) -> list[V]:
+        return [value for value, _ in self._data.values()]
+
     def clear(self) -> None:
         self._data.clear()
         self.bytes = 0
+
+
+def session_bytes(session: Any) -> int:
+    """About how many bytes a Session holds: its transcript, values, ids and notes."""
+    size = 1_024 + sum(64 + len(m.content) for m in session.transcript)
+    size += sum(128 + approx_bytes(fs.value) for fs in session.fields.values())
+    size += approx_bytes(session.partial) + 48 * len(session.event_ids)
+    size += approx_bytes(session.notes, 200) + approx_bytes(session.conversation, 200)
+    return size

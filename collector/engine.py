@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from collector.bounded import ByteLru, session_bytes
 from collector.forms import DEFAULT_MESSAGES, Form
 from collector.session import events as E
 from collector.session.decide import Decision, Policy, decide
@@ -34,6 +35,8 @@ from collector.sync import KeyedLocks
 from collector.telephony.webhooks import event_type_of
 
 log = structlog.get_logger("collector.engine")
+
+SESSION_CACHE_BYTES = 64 * 1024 * 1024  # live sessions kept in memory (estimated bytes)
 
 Listener = Callable[[E.Event, Decision], None]
 SinkSelector = Callable[[Form, str], list[str]]
@@ -74,7 +77,8 @@ class Engine:
         self.sinks_for = sinks_for
         self.new_id = new_id
         self.listeners: list[Listener] = []
-        self._cache: dict[str, Session] = {}
+        # live sessions, bounded by count and by bytes (a transcript line can be 900 KB)
+        self._cache: ByteLru[str, Session] = ByteLru(SESSION_CACHE_BYTES, cache_size)
         self._cache_size = cache_size
         self._locks = KeyedLocks()
         self.on_dead: Callable[[str], None] | None = None  # a fresh dead event, by type
@@ -215,13 +219,15 @@ class Engine:
         if session.terminal and session.deadline is None:
             self._cache.pop(ccid, None)
             return
-        self._cache[ccid] = session
-        if len(self._cache) > self._cache_size:
-            # drop the oldest entry; the store has it
-            self._cache.pop(next(iter(self._cache)))
+        # the least recently used go first once a limit is passed; the store has them
+        self._cache.put(ccid, session, session_bytes(session))
 
     def cached_sessions(self) -> list[Session]:
-        return list(self._cache.values())
+        return self._cache.values()
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held now by the session cache (for /metrics)."""
+        return {"engine_sessions": self._cache.bytes}
 
     def stats(self) -> dict[str, Any]:
         return {"cached_sessions": len(self._cache), "locked_calls": len(self._locks)}

@@ -77,6 +77,7 @@ __all__ = [
     "SENSITIVE_LINE",
     "Masker",
     "cache_bytes",
+    "memory",
     "stats",
 ]
 
@@ -160,8 +161,13 @@ _CACHE: ByteLru[tuple[Any, ...], _Compiled] = ByteLru(MASKER_CACHE_BYTES, MASKER
 
 
 def cache_bytes() -> int:
-    """Bytes held by the compiled-pattern cache (for /metrics)."""
+    """Bytes held by the compiled-pattern cache."""
     return _CACHE.bytes
+
+
+def memory() -> dict[str, int]:
+    """Bytes held now, for /metrics."""
+    return {"masker_patterns": _CACHE.bytes}
 
 
 # -- number and date words ------------------------------------------------------------------

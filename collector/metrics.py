@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -57,6 +58,9 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[Counter, str, str], Any] = {}
+        # bytes held by each bounded cache or buffer, and their limits (collector.bounded)
+        self.memory_sources: list[Callable[[], Mapping[str, int]]] = []
+        self.memory_limits: dict[str, int] = {}
 
     def count(self, counter: Counter, first: str, second: str) -> None:
         """`counter.labels(first, second).inc()`, with each label pair's child looked up once
@@ -82,6 +86,7 @@ class Metrics:
         counts, oldest = await store.delivery_stats()
         registry = CollectorRegistry()
         registry.register(_Snapshot(sessions, counts, oldest))
+        registry.register(_Memory(self.memory_sources, self.memory_limits))
         return generate_latest(self.registry) + generate_latest(registry)
 
 
@@ -115,3 +120,34 @@ class _Snapshot:
             "Age of the oldest delivery not yet delivered",
             value=age,
         )
+
+
+class _Memory:
+    """Gauges of the bytes each bounded cache or buffer holds, and of its limit."""
+
+    def __init__(
+        self, sources: list[Callable[[], Mapping[str, int]]], limits: Mapping[str, int]
+    ) -> None:
+        self.sources = sources
+        self.limits = limits
+
+    def collect(self) -> Any:
+        held: dict[str, int] = {}
+        for source in self.sources:
+            held.update(source())
+        g = GaugeMetricFamily(
+            "collector_memory_bytes",
+            "Bytes held in memory by each bounded cache or buffer (estimated payload)",
+            labels=["cache"],
+        )
+        for name, n in sorted(held.items()):
+            g.add_metric([name], n)
+        yield g
+        lim = GaugeMetricFamily(
+            "collector_memory_limit_bytes",
+            "The byte limit of each bounded cache or buffer (live_subscriber_queues: each)",
+            labels=["cache"],
+        )
+        for name, n in sorted(self.limits.items()):
+            lim.add_metric([name], n)
+        yield lim
