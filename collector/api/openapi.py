@@ -544,6 +544,7 @@ def openapi_document(form_ids: list[str] | None = None) -> dict[str, Any]:
                     "parameters": [_ID, *_LAST_EVENT_ID],
                     "responses": {
                         "200": _EVENT_STREAM,
+                        "400": _error("Last-Event-ID is not a number"),
                         "401": _UNAUTHORIZED,
                         "404": _NOT_FOUND,
                         "503": _error("Too many streams are open"),
@@ -557,6 +558,7 @@ def openapi_document(form_ids: list[str] | None = None) -> dict[str, Any]:
                     "parameters": _LAST_EVENT_ID,
                     "responses": {
                         "200": _EVENT_STREAM,
+                        "400": _error("Last-Event-ID is not a number"),
                         "401": _UNAUTHORIZED,
                         "503": _error("Too many streams are open"),
                     },
