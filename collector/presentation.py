@@ -132,12 +132,19 @@ def field_views(session: Session, form: Form | None, masker: Masker) -> dict[str
     """Every field of the form: its value (masked), where it came from, what was wrong."""
     out: dict[str, Any] = {}
     asking = set(session.gather.fields) if session.gather is not None else set()
+    # which fields the form's rules require now, given the valid answers
+    required_now = (
+        form.requirements({n: fs.value for n, fs in session.fields.items() if fs.valid})
+        if form is not None
+        else {}
+    )
     for name in _field_names(session, form):
         spec = form.fields.get(name) if form is not None else None
         state = session.fields.get(name)
         view: dict[str, Any] = {
             "title": (spec.title if spec is not None else None) or name,
-            "required": spec.required if spec is not None else False,
+            "required": name in required_now,
+            "conditional": form is not None and name in form.conditional,
             "sensitive": name in masker.fields,
             "max_attempts": spec.attempts_allowed(form) if spec is not None else None,
             "asking": name in asking,

@@ -178,7 +178,14 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["title", "required", "sensitive", "valid", "attempts", "errors", "status"],
         "properties": {
             "title": {"type": "string"},
-            "required": {"type": "boolean"},
+            "required": {
+                "type": "boolean",
+                "description": "the form (its rules included) requires it now, given the answers",
+            },
+            "conditional": {
+                "type": "boolean",
+                "description": "only a rule of the form requires it (asked in a follow-up gather)",
+            },
             "sensitive": {"type": "boolean", "description": "values show as •••"},
             "max_attempts": {"type": ["integer", "null"]},
             "asking": {"type": "boolean", "description": "the running gather asks for it"},

@@ -259,3 +259,26 @@ def test_the_example_feedback_form_asks_the_branch_its_answers_select() -> None:
     call.ended({"satisfied": True})
     assert len(gathers(call)) == 1
     assert call.submissions[0]["data"] == {"satisfied": True}
+
+
+def test_the_session_view_says_which_fields_the_rules_require_now(shipped: Any) -> None:
+    """A follow-up field is `conditional`; it becomes `required` once its rule holds,
+    and a conditional field whose rule never held ends `skipped`, not `missing`."""
+    from collector.masking import Masker
+    from collector.presentation import field_views
+
+    form = shipped["survey"]
+    call = Call(shipped, "survey")
+    call.start()
+    views = field_views(call.session, form, Masker.for_session(call.session, form))
+    assert views["what_went_wrong"]["conditional"] is True
+    assert views["what_went_wrong"]["required"] is False
+    assert views["rating"] == {**views["rating"], "required": True, "conditional": False}
+    call.ended({"rating": 1, "would_recommend": False})
+    views = field_views(call.session, form, Masker.for_session(call.session, form))
+    assert views["what_went_wrong"]["required"] is True
+    assert views["what_went_wrong"]["status"] == "asking"
+    call.ended({"what_went_wrong": "A long wait.", "contact_method": "none"})
+    views = field_views(call.session, form, Masker.for_session(call.session, form))
+    assert call.session.terminal
+    assert views["email"]["status"] == "skipped"
