@@ -7,11 +7,13 @@ JSON, or not an object, gets Telnyx's 400; one that breaks the types gets its 42
 call's state does not allow gets Telnyx's call-state error (90015, 90018, 90034, 90061) and
 lands in `fake.refused`; a `command_id` repeated within `DEDUPE_SECONDS` gets the first
 response again and lands in `fake.duplicates`. Accepted commands land in `fake.requests`
-and go to the fake's `network.Network`, whose effects run after the response.
+and go to the fake's `network.Network`, whose effects run after the response. Faults armed
+on `fake.faults` (`faults.CommandFaults`: 429, 5xx, a late response) are spent here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -200,6 +202,22 @@ class CallControlApi:
             assert error is not None
             return error
         command_id = body.get("command_id")
+        fault = fake.faults.take(ccid, action, command_id if isinstance(command_id, str) else None)
+        if fault is not None and fault.status is not None:
+            code, title = fault.error()
+            return _error_response(fault.status, code, title, "injected fault")
+        response = await self._apply(ccid, action, body, command_id)
+        if fault is not None:  # a timeout: the command takes effect, the answer comes late
+            if response.background is not None:
+                background, response.background = response.background, None
+                await background()
+            await asyncio.sleep(fault.delay)
+        return response
+
+    async def _apply(
+        self, ccid: str, action: str, body: dict[str, Any], command_id: Any
+    ) -> JSONResponse:
+        fake = self.fake
         try:
             call = fake.calls.get(ccid)
             if call is None:

@@ -7,6 +7,9 @@ Starlette app (sandbox mode mounts it at `/_sandbox/telnyx`, making the SDK's ba
 `http://host:port/_sandbox/telnyx/v2`) or run it alone under uvicorn (base URL
 `http://127.0.0.1:PORT/v2`).
 
+`fake.faults.arm(429)` (or 5xx, or `"timeout"`) makes the next command fail as Telnyx
+can (see `faults.py`).
+
 Every request body is checked against the SDK's param types (`collector.telnyx_params`);
 a bad body gets Telnyx's 422 and lands in `fake.rejected` (the HTTP side, with its
 body checks and call-state refusals, is `call_control_api`). Accepted commands land in
@@ -41,6 +44,7 @@ from collector.simulator.calls import (
     RejectedCommand,
     SimCall,
 )
+from collector.simulator.faults import CommandFaults
 from collector.simulator.network import Network
 from collector.simulator.script import CallScript
 from collector.simulator.signing import generate_keypair, public_key_b64
@@ -72,6 +76,7 @@ class FakeTelnyx:
         self.refused: list[RejectedCommand] = []  # call-state errors: 90015, 90018, 90034, ...
         self.duplicates: list[RecordedCommand] = []  # repeated command_ids, acknowledged only
         self.scripts: dict[str, CallScript] = {}
+        self.faults = CommandFaults()  # injected 429/5xx/late responses (faults.py)
         self._http = http
         self._own_http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

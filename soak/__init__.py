@@ -1,0 +1,1 @@
+"""The soak and fault suite: `make soak` (`python -m soak`); see docs/reliability.md."""
