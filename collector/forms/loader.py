@@ -19,7 +19,7 @@ from collector.forms.form import Form
 from collector.forms.inline import Inliner, escape, keyword_locations
 from collector.forms.merge import UNEVALUATED
 from collector.forms.options import OptionsCheck
-from collector.forms.rules import rule_requirements
+from collector.forms.rules import rule_field_names, rule_requirements
 from collector.forms.vocabulary import (
     KEYWORD,
     FieldOptions,
@@ -339,6 +339,13 @@ class _FormCheck:
         elif isinstance(required, list) and not required:
             self.add("/required", f'"required" is empty: list the fields to collect ({why})')
         if properties is not None:
+            for name, where in rule_field_names(parameters):
+                if name not in properties:
+                    self.add(
+                        where,
+                        f"a rule of the form names '{name}', which is not one of the form's "
+                        f"properties{did_you_mean(name, properties)}",
+                    )
             for name, rule, _ in rule_requirements(parameters):
                 if name not in properties:
                     self.add(

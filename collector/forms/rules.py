@@ -75,6 +75,36 @@ def rule_requirements(
                 )
 
 
+_APPLICATORS = ("if", "then", "else", "not")
+_APPLICATOR_LISTS = ("allOf", "anyOf", "oneOf")
+
+
+def rule_field_names(
+    schema: Mapping[str, Any], pointer: str = "", root: bool = True
+) -> Iterator[tuple[str, str]]:
+    """(field name, pointer) for every field a root rule speaks of: the names under a
+    rule's `properties`, and the keys of `dependentRequired` / `dependentSchemas`."""
+    if not root:
+        props = schema.get("properties")
+        for name in props if isinstance(props, dict) else ():
+            yield name, f"{pointer}/properties/{escape(name)}"
+    for key in ("dependentRequired", "dependentSchemas"):
+        deps = schema.get(key)
+        for name in deps if isinstance(deps, dict) else ():
+            yield name, f"{pointer}/{key}/{escape(name)}"
+        if key == "dependentSchemas" and isinstance(deps, dict):
+            for name, sub in deps.items():
+                if isinstance(sub, dict):
+                    yield from rule_field_names(sub, f"{pointer}/{key}/{escape(name)}", False)
+    for key in _APPLICATORS:
+        if isinstance(schema.get(key), dict):
+            yield from rule_field_names(schema[key], f"{pointer}/{key}", False)
+    for key in _APPLICATOR_LISTS:
+        for i, sub in enumerate(schema.get(key) or []):
+            if isinstance(sub, dict):
+                yield from rule_field_names(sub, f"{pointer}/{key}/{i}", False)
+
+
 class Rules:
     """The root rules of one form, with their sub-validators compiled once."""
 

@@ -197,3 +197,23 @@ def test_requirements_follow_the_answers(
     form = corpus["conditional"]
     required = form.requirements(given)
     assert [n for n in form.fields if n in required and n not in given] == asked
+
+
+def test_a_rule_about_an_unknown_field_is_refused(write: Writer, lint: Lint) -> None:
+    """An `if` about a misspelt field would hold vacuously: forms check names it."""
+    write(
+        "f.json",
+        minimal(
+            **{
+                "if": {"properties": {"nmae": {"const": "x"}}, "required": ["name"]},
+                "then": {"required": ["name"]},
+                "dependentRequired": {"emial": ["name"]},
+            }
+        ),
+    )
+    assert lint() == [
+        "forms/f.json: /dependentRequired/emial: a rule of the form names 'emial', which is "
+        "not one of the form's properties",
+        "forms/f.json: /if/properties/nmae: a rule of the form names 'nmae', which is not "
+        "one of the form's properties (did you mean 'name'?)",
+    ]
