@@ -144,7 +144,7 @@ def _follow_up_body(form: Any, given_text: str) -> dict[str, Any] | str | None:
         print("collector: with these answers the form asks nothing more", file=sys.stderr)
         return None
     greeting = reask_greeting(form, names, {}, form.messages)
-    return ai_gather_body(form, form.sub_parameters(names), greeting)
+    return ai_gather_body(form, form.sub_parameters(names, given), greeting)
 
 
 async def _simulate(

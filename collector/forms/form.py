@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError as JsonSchemaError
 
 from collector.forms.choices import choices
+from collector.forms.merge import combine
 from collector.forms.messages import field_errors
 from collector.forms.rules import Rules, rule_requirements, unconditional
 from collector.forms.vocabulary import GATHER_OPTION_KEYS, FieldOptions, FormOptions
@@ -258,14 +259,25 @@ class Form:
                 out[key] = copy.deepcopy(value)
         return out
 
-    def sub_parameters(self, names: Iterable[str]) -> dict[str, Any]:
-        """The parameters of a re-ask: only these fields, all of them required."""
+    def sub_parameters(
+        self, names: Iterable[str], given: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The parameters of a re-ask or follow-up: only these fields, all of them required.
+
+        With `given` (the valid answers so far), each field's schema also carries what the
+        rules holding for those answers add to it, so Telnyx hears the same bounds."""
         wanted = set(names)
         unknown = wanted - self.fields.keys()
         if unknown:
             raise KeyError(f"not fields of form {self.id!r}: {', '.join(sorted(unknown))}")
         ordered = [name for name in self.fields if name in wanted]
-        return _plain(self.schema, ordered, ordered)
+        plain = _plain(self.schema, ordered, ordered)
+        if given is not None:
+            extra = self._rules.bounds(given)
+            for name in ordered:
+                for schema in extra.get(name, ()):
+                    plain["properties"][name] = combine(plain["properties"][name], schema)
+        return plain
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
         """Problems with a whole result, by field ("" for the form as a whole); {} if valid."""

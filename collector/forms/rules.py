@@ -127,9 +127,26 @@ class Rules:
         self._walk(self.schema, "", dict(data), out)
         return out
 
-    def _walk(self, node: Any, pointer: str, data: dict[str, Any], out: dict[str, str]) -> None:
+    def bounds(self, data: Mapping[str, Any]) -> dict[str, list[Any]]:
+        """For each field, the schemas that the rules holding for data add to it (a
+        `then: {"properties": {"x": {"minLength": 5}}}` whose `if` holds)."""
+        found: dict[str, list[Any]] = {}
+        self._walk(self.schema, "", dict(data), {}, found)
+        return found
+
+    def _walk(
+        self,
+        node: Any,
+        pointer: str,
+        data: dict[str, Any],
+        out: dict[str, str],
+        bounds: dict[str, list[Any]] | None = None,
+    ) -> None:
         if not isinstance(node, dict):
             return
+        if bounds is not None and pointer and isinstance(node.get("properties"), dict):
+            for name, sub in node["properties"].items():
+                bounds.setdefault(name, []).append(sub)
         for name in _names(node.get("required")):
             out.setdefault(name, f"{pointer}/required")
         deps = node.get("dependentRequired")
@@ -140,18 +157,18 @@ class Rules:
         subs = node.get("dependentSchemas")
         for key, sub in subs.items() if isinstance(subs, dict) else ():
             if key in data:
-                self._walk(sub, f"{pointer}/dependentSchemas/{escape(key)}", data, out)
+                self._walk(sub, f"{pointer}/dependentSchemas/{escape(key)}", data, out, bounds)
         if "if" in node:
             holds = self._validator(f"{pointer}/if", node["if"]).is_valid(data)
             branch = "then" if holds else "else"
             if branch in node:
-                self._walk(node[branch], f"{pointer}/{branch}", data, out)
+                self._walk(node[branch], f"{pointer}/{branch}", data, out, bounds)
         for i, sub in enumerate(node.get("allOf") or []):
-            self._walk(sub, f"{pointer}/allOf/{i}", data, out)
+            self._walk(sub, f"{pointer}/allOf/{i}", data, out, bounds)
         for key in ("anyOf", "oneOf"):
             branches = node.get(key)
             if isinstance(branches, list) and branches:
-                self._choose(key, branches, pointer, data, out)
+                self._choose(key, branches, pointer, data, out, bounds)
 
     def _choose(
         self,
@@ -160,6 +177,7 @@ class Rules:
         pointer: str,
         data: dict[str, Any],
         out: dict[str, str],
+        bounds: dict[str, list[Any]] | None,
     ) -> None:
         best: tuple[int, int] | None = None
         for i, branch in enumerate(branches):
@@ -172,4 +190,4 @@ class Rules:
                 best = (len(errors), i)
         if best is not None:
             i = best[1]
-            self._walk(branches[i], f"{pointer}/{key}/{i}", data, out)
+            self._walk(branches[i], f"{pointer}/{key}/{i}", data, out, bounds)

@@ -218,6 +218,7 @@ class GatherSteps(StepBase):
         ]
         if again:
             greeting = reask_greeting(self.form, again, self.s.fields, self.messages)
-            self.start_ai_gather(again, self.form.sub_parameters(again), greeting)
+            params = self.form.sub_parameters(again, self.valid_data())
+            self.start_ai_gather(again, params, greeting)
             return
         self.next_keypad_or_finish()

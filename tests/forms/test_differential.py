@@ -6,6 +6,8 @@ inlined form (hypothesis-jsonschema), valid and mutated, gets the same verdict f
 * the server's validator (`Form.validate`, on the inlined schema, formats checked);
 * `jsonschema` on the original files, with `$ref`s resolved by `referencing` (so the
   inliner is out of the loop), formats checked the same way;
+* the parameters of the gather that asks each field (given the other answers), which
+  must accept every value the whole form accepts;
 * `jsonschema-rs` on the original files (an independent implementation that runs the
   official JSON Schema Test Suite), formats not checked, compared with `jsonschema` on
   the original files without formats (the implementations' format checkers differ).
@@ -82,7 +84,23 @@ class Judges:
         reference = self.reference.is_valid(data)
         if ours is not None:
             assert ours == reference, (data, self.form.validate(data))
+        if reference and isinstance(data, dict):
+            self.parameters_accept(data)
         assert self.independent.is_valid(data) == self.structural.is_valid(data), json.dumps(data)
+
+    def parameters_accept(self, data: dict[str, Any]) -> None:
+        """What Telnyx receives to ask a field, given the other answers, accepts every
+        value the whole form accepts there: the parameters are never stricter."""
+        for name, value in data.items():
+            if name not in self.form.fields:
+                continue
+            given = {k: v for k, v in data.items() if k != name}
+            schema = self.form.sub_parameters([name], given)["properties"][name]
+            assert FormValidator(schema, format_checker=FORMAT_CHECKER).is_valid(value), (
+                name,
+                value,
+                schema,
+            )
 
 
 @pytest.fixture(name="judges", scope="module")

@@ -96,11 +96,14 @@ def test_a_follow_up_never_answered_is_asked_within_the_budget_then_incomplete(
 
 
 def test_a_rule_that_bounds_a_collected_field_re_asks_it(corpus: Any) -> None:
-    """`then` raises follow_up's minLength to 5: "slow" is re-asked, then accepted."""
+    """`then` raises follow_up's minLength to 5: the follow-up's parameters say so, and
+    "slow" is re-asked, then accepted."""
     call = Call(corpus, "conditional")
     call.start()
     call.ended({"rating": 1, "kind": "person"})
     assert asked(gathers(call)[1]) == ["follow_up", "first_name"]
+    # what Telnyx is told carries the rule's bound too
+    assert gathers(call)[1]["parameters"]["properties"]["follow_up"]["minLength"] == 5
     call.ended({"follow_up": "slow", "first_name": "Ann"})
     again = gathers(call)[2]
     assert asked(again) == ["follow_up"]
