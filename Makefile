@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= $(or $(COLLECTOR_PORT),8000)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check collector tests bench
-	$(BIN)/ruff format --check collector tests bench
+	$(BIN)/ruff check collector tests bench soak
+	$(BIN)/ruff format --check collector tests bench soak
 
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
@@ -41,6 +41,11 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# Not part of `make test`: a soak run of SOAK_MINUTES min (default 30) at 200 events/s,
+# then the fault run; see docs/reliability.md.
+soak: $(STAMP)
+	$(BIN)/python -m soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -23,6 +23,7 @@ from soak.checks import rows, table
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     ap = argparse.ArgumentParser(prog="python -m soak", description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["soak", "faults"])
     ap.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", "30")))

@@ -15,6 +15,7 @@ and nothing was given up on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,11 +46,13 @@ class SoakRun:
     drained: bool = True
     load_seconds: float = 0.0
 
-    def mean_rate(self) -> float:
-        if len(self.samples) < 2:
+    def mean_rate(self, after_warmup: bool = False) -> float:
+        """Webhooks per second between the first and last sample (of the steady part)."""
+        samples = self.steady() if after_warmup else self.samples
+        if len(samples) < 2:
             return 0.0
-        span = self.samples[-1].at - self.samples[0].at
-        return sum(s.events for s in self.samples[1:]) / max(span, 1e-9)
+        span = samples[-1].at - samples[0].at
+        return sum(s.events for s in samples[1:]) / max(span, 1e-9)
 
     def steady(self) -> list[Sample]:
         return [s for s in self.samples if s.at >= self.warmup_minutes * 60]
@@ -81,15 +84,16 @@ class SoakRun:
 
 def rows(run: SoakRun) -> list[tuple[str, str]]:
     low, high, growth = run.rss_spread()
-    rates = [s.events_per_s for s in run.samples[1:]]
+    rates = [s.events_per_s for s in run.steady()[1:]]
     steady = run.steady()
     first = steady[0].rss_mb if steady else 0.0
     last = run.samples[-1].rss_mb if run.samples else 0.0
     return [
         ("load", f"{run.load_seconds / 60:.1f} min, warm-up {run.warmup_minutes:g} min"),
         ("webhooks per call", str(run.webhooks_per_call)),
-        ("events/s target / mean over the load", f"{run.rate:g} / {run.mean_rate():.1f}"),
-        ("events/s per 5 s sample: min / max",
+        ("events/s target / mean over the load / after warm-up",
+         f"{run.rate:g} / {run.mean_rate():.1f} / {run.mean_rate(after_warmup=True):.1f}"),
+        ("events/s per 5 s sample after warm-up: min / max",
          f"{min(rates, default=0):.0f} / {max(rates, default=0):.0f}"),
         ("RSS samples (after warm-up)", f"{len(run.samples)} ({len(steady)})"),
         ("RSS after warm-up: first / low / high / last",
@@ -108,7 +112,11 @@ async def _trial(st: Stack) -> int:
 
 
 async def run(
-    workdir: Path, minutes: float, rate: float, warmup_minutes: float | None = None
+    workdir: Path,
+    minutes: float,
+    rate: float,
+    warmup_minutes: float | None = None,
+    log: Callable[[str], None] = print,
 ) -> SoakRun:
     warmup = warmup_minutes if warmup_minutes is not None else max(1.0, minutes / 6)
     result = SoakRun(minutes=minutes, warmup_minutes=warmup, rate=rate)
@@ -131,6 +139,10 @@ async def run(
                     Sample(now - start, st.server.rss_mb(), new, new / max(now - last, 1e-9))
                 )
                 last = now
+                if len(result.samples) % 12 == 1:  # about once a minute
+                    x = result.samples[-1]
+                    rss, eps = f"{x.rss_mb:6.1f} MiB", f"{x.events_per_s:5.0f} events/s"
+                    log(f"  {x.at / 60:5.1f} min  RSS {rss}  {eps}")
                 try:
                     await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
                     return
