@@ -801,3 +801,61 @@ def test_questions_and_spoken_answers_are_natural() -> None:
     script = CallScript.parse({"answers": {"name": "Ana"}, "say": {"name": "It's Ana."}})
     plan = ScriptedCaller(script).plan_ai_gather({"properties": {"name": {}}, "required": ["name"]})
     assert (plan.turns[0].reply, plan.turns[0].value) == ("It's Ana.", "Ana")
+
+
+# -- injected faults (faults.py) ------------------------------------------------------------------
+
+
+def test_armed_status_fault_answers_once_and_does_not_apply() -> None:
+    """`fake.faults.arm(429)`: the next command gets 429 and is not applied; the retry with
+    the same command_id is applied once (it was never remembered)."""
+
+    async def test(h: Harness) -> None:
+        ccid = await h.answered_call(ANSWERS)
+        h.fake.faults.arm(429)
+        command_id = str(uuid.uuid4())
+        with pytest.raises(telnyx.RateLimitError):
+            await h.client.calls.actions.speak(
+                ccid, payload="Hello", voice="female", command_id=command_id
+            )
+        assert h.fake.commands(ccid, "speak") == []
+        await h.client.calls.actions.speak(
+            ccid, payload="Hello", voice="female", command_id=command_id
+        )
+        await h.fake.idle()
+        assert len(h.fake.commands(ccid, "speak")) == 1
+        assert h.fake.duplicates == []
+        assert [(s.fault.kind, s.action, s.command_id) for s in h.fake.faults.spent] == [
+            (429, "speak", command_id)
+        ]
+        assert h.fake.faults.armed == []
+
+    run(test)
+
+
+def test_armed_timeout_applies_then_answers_late_and_the_retry_is_deduped() -> None:
+    """`arm("timeout")`: the command takes effect, the response is held past the client's
+    timeout; the retry with the same command_id is a deduped repeat."""
+
+    async def test(h: Harness) -> None:
+        ccid = await h.answered_call(ANSWERS)
+        h.fake.faults.arm("timeout", action="speak", delay=2.0)
+        command_id = str(uuid.uuid4())
+        with pytest.raises(telnyx.APITimeoutError):
+            await h.client.calls.actions.speak(
+                ccid, payload="Hello", voice="female", command_id=command_id, timeout=0.2
+            )
+        await h.wait_for(ccid, "call.speak.ended")  # it was applied all the same
+        await h.client.calls.actions.speak(
+            ccid, payload="Hello", voice="female", command_id=command_id
+        )
+        await h.fake.idle()
+        assert len(h.fake.commands(ccid, "speak")) == 1
+        assert [d.command_id for d in h.fake.duplicates] == [command_id]
+
+    run(test)
+
+
+def test_arming_something_that_is_not_a_fault_is_refused() -> None:
+    with pytest.raises(ValueError, match="HTTP status"):
+        FakeTelnyx("http://127.0.0.1:9/hook").faults.arm(200)
