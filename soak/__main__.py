@@ -11,12 +11,13 @@ Exits 0 when every check held, 1 otherwise. See docs/reliability.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+import uvloop
 
 from soak import faults, steady
 from soak.checks import rows, table
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.only in (None, "soak"):
             print(f"soak: {args.rate:g} events/s for {args.minutes:g} min")
-            res = asyncio.run(
+            res = uvloop.run(
                 steady.run(Path(tmp) / "soak", args.minutes, args.rate, args.warmup_minutes)
             )
             print(table("soak run", steady.rows(res) + rows(res.tally)))
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.kills is not None:
                 plan = faults.Plan(**{**plan.__dict__, "kills": args.kills})
             print(f"fault run: {plan.kills} kill -9s, Telnyx {list(plan.telnyx)}, lock, disk, hang")
-            fr = asyncio.run(faults.run(Path(tmp) / "faults", plan))
+            fr = uvloop.run(faults.run(Path(tmp) / "faults", plan))
             head = [
                 ("run length", f"{fr.seconds:.0f} s"),
                 ("full-disk fault", fr.disk),
