@@ -42,8 +42,9 @@ class Stack:
 
 
 @asynccontextmanager
-async def live_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """A running server (contact, secret and handoff forms routed, one JSONL sink)."""
+async def live_stack(tmp_path: Path, admin_token: str | None = None) -> AsyncIterator[Stack]:
+    """A running server (contact, secret and handoff forms routed, one JSONL sink); with
+    `admin_token`, the server has that token and the client sends it."""
     holder: dict[str, str] = {}
     fake = FakeTelnyx(lambda: holder["url"] + "/webhooks/telnyx", pace=0.0)
     async with serve(fake.asgi_app()) as telnyx_url:
@@ -55,10 +56,15 @@ async def live_stack(tmp_path: Path) -> AsyncIterator[Stack]:
         cfg = write_config(
             tmp_path / "collector.toml",
             FIXTURES / "forms",
-            f'[routing.numbers]\n"{NUMBER}" = "contact"\n"+13125550002" = "secret"\n"+13125550003" = "handoff"\n'
+            (f'admin_token = "{admin_token}"\n' if admin_token else "")
+            + f'[routing.numbers]\n"{NUMBER}" = "contact"\n"+13125550002" = "secret"\n"+13125550003" = "handoff"\n'
             '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n',
         )
         runtime = build_runtime(load_settings(cfg, environ), environ)
-        async with serve(create_app(runtime)) as url, httpx.AsyncClient(timeout=10) as client:
+        auth = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        async with (
+            serve(create_app(runtime)) as url,
+            httpx.AsyncClient(timeout=20, headers=auth) as client,
+        ):
             holder["url"] = url
             yield Stack(fake=fake, runtime=runtime, url=url, tmp=tmp_path, client=client)

@@ -18,24 +18,17 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector import engine
-from collector.app import create_app
-from collector.config import load_settings
-from collector.runtime import build_runtime
 from collector.session import events as E
-from collector.simulator.fake_telnyx import FakeTelnyx
 from collector.simulator.script import CallScript
 from collector.telephony import webhooks
-from tests.harness import eventually, serve, write_config
+from tests.harness import eventually
 from tests.live_stack import FIXTURES, NUMBER, Stack, live_stack
 
 TOKEN = "poison-test-admin-token"
@@ -166,30 +159,9 @@ def test_the_bounds_of_one_value() -> None:
 # -- dead events -------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def admin_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+def admin_stack(tmp_path: Path) -> Any:
     """live_stack with a known admin token, so the test can read /api/events/dead."""
-    holder: dict[str, str] = {}
-    fake = FakeTelnyx(lambda: holder["url"] + "/webhooks/telnyx", pace=0.0)
-    async with serve(fake.asgi_app()) as telnyx_url:
-        environ = {
-            "TELNYX_API_KEY": "KEY_test",
-            "TELNYX_PUBLIC_KEY": fake.public_key_b64,
-            "TELNYX_BASE_URL": f"{telnyx_url}/v2",
-        }
-        cfg = write_config(
-            tmp_path / "collector.toml",
-            FIXTURES / "forms",
-            f'admin_token = "{TOKEN}"\n[routing.numbers]\n"{NUMBER}" = "contact"\n'
-            '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n',
-        )
-        runtime = build_runtime(load_settings(cfg, environ), environ)
-        async with (
-            serve(create_app(runtime)) as url,
-            httpx.AsyncClient(timeout=20, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
-        ):
-            holder["url"] = url
-            yield Stack(fake=fake, runtime=runtime, url=url, tmp=tmp_path, client=client)
+    return live_stack(tmp_path, admin_token=TOKEN)
 
 
 async def _dead_listed(stack: Stack, **query: str) -> list[dict[str, Any]]:
