@@ -163,21 +163,9 @@ class SqliteStore(WriterJobs):
         before: tuple[float, int] | None = None,
     ) -> list[DeadEventRow]:
         """Newest first; `before` is the (received_at, id) cursor of the last page."""
-        where: list[str] = []
-        args: list[Any] = []
-        if event_type:
-            where.append("event_type = ?")
-            args.append(event_type)
-        if since is not None:
-            where.append("received_at >= ?")
-            args.append(since)
-        if before is not None:
-            where.append("(received_at < ? OR (received_at = ? AND id < ?))")
-            args.extend([before[0], before[0], before[1]])
-        sql = "SELECT * FROM dead_events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
+        sql, args = _newest_first(
+            "SELECT * FROM dead_events", "received_at", {"event_type": event_type}, since, before
+        )
         args.append(limit)
         return await self.run(lambda conn: _records(conn, sql, args, DeadEventRow.from_row))
 
@@ -224,23 +212,9 @@ class SqliteStore(WriterJobs):
         before: tuple[float, str] | None = None,
     ) -> list[Session]:
         """Newest first; `before` is the (started_at, id) cursor of the last page."""
-        where, args = [], []
-        if state:
-            where.append("state = ?")
-            args.append(state)
-        if form:
-            where.append("form = ?")
-            args.append(form)
-        if since is not None:
-            where.append("started_at >= ?")
-            args.append(since)
-        if before is not None:
-            where.append("(started_at < ? OR (started_at = ? AND id < ?))")
-            args.extend([before[0], before[0], before[1]])
-        sql = "SELECT body FROM sessions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+        sql, args = _newest_first(
+            "SELECT body FROM sessions", "started_at", {"state": state, "form": form}, since, before
+        )
         args.append(limit)
 
         def work(conn: sqlite3.Connection) -> list[str]:
@@ -454,3 +428,29 @@ class SqliteStore(WriterJobs):
             return await asyncio.wait_for(self.run(work), timeout=2.0)
         except Exception:
             return False
+
+
+def _newest_first(
+    select: str,
+    at: str,
+    equal: dict[str, Any],
+    since: float | None,
+    before: tuple[Any, Any] | None,
+) -> tuple[str, list[Any]]:
+    """One page of a table newest first by (`at`, id): columns equal to the values given
+    (empty ones skipped), `at` >= since, and keyset paging after the `before` cursor.
+    The caller appends the LIMIT's value."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in equal.items():
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if since is not None:
+        where.append(f"{at} >= ?")
+        args.append(since)
+    if before is not None:
+        where.append(f"({at} < ? OR ({at} = ? AND id < ?))")
+        args.extend([before[0], before[0], before[1]])
+    sql = select + (" WHERE " + " AND ".join(where) if where else "")
+    return f"{sql} ORDER BY {at} DESC, id DESC LIMIT ?", args
