@@ -226,15 +226,7 @@ class Auth:
             how = self.authenticated(conn)
             response: Response | None = None
             if how is None:
-                response = JSONResponse(
-                    error_body(
-                        "unauthorized",
-                        "send Authorization: Bearer <admin token> (COLLECTOR_ADMIN_TOKEN),"
-                        " or sign in at /login",
-                    ),
-                    status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="collector"'},
-                )
+                response = unauthorized()
             elif how == "cookie" and scope["method"] in _UNSAFE and self.cross_origin(conn):
                 response = JSONResponse(
                     error_body("forbidden", "cross-origin request refused"), status_code=403
@@ -245,3 +237,16 @@ class Auth:
             await app(scope, receive, send)
 
         return guarded
+
+
+def unauthorized() -> Response:
+    """The API's 401: what any request under /api without credentials gets."""
+    return JSONResponse(
+        error_body(
+            "unauthorized",
+            "send Authorization: Bearer <admin token> (COLLECTOR_ADMIN_TOKEN),"
+            " or sign in at /login",
+        ),
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="collector"'},
+    )

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from collector.api.openapi import openapi_document
-from collector.auth import Auth, error_body
+from collector.auth import Auth, error_body, unauthorized
 from collector.digits import ascii_int
 from collector.live import Hub
 from collector.presentation import (
@@ -442,6 +442,10 @@ def install_error_handlers(app: Any) -> None:
             if exc.status_code in (204, 304):
                 return Response(status_code=exc.status_code, headers=exc.headers)
             return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 404 and request.app.state.auth.authenticated(request) is None:
+            # a path under /api that no route matches (one with a newline, say) reaches no
+            # guard: without credentials it learns no more than any other request
+            return unauthorized()
         code = _CODES.get(exc.status_code, "error")
         message = {
             404: "no such API route (see /openapi.json)",

@@ -161,3 +161,19 @@ async def test_a_configured_token_is_not_logged(tmp_path: Path) -> None:
             assert (await server.client.get("/api/forms")).status_code == 200
     assert not [e for e in logs if e.get("event") == "admin_token_generated"]
     assert all("configured-token-abc" not in str(e) for e in logs)
+
+
+async def test_a_path_under_api_that_no_route_matches_is_a_401_without_credentials(
+    tmp_path: Path,
+) -> None:
+    """A path no route can match (a newline in it) is a 401 before it is a 404: without
+    credentials nothing under /api says more than that."""
+    async with sandbox_server(tmp_path, pace=0.01) as server, httpx.AsyncClient() as client:
+        bare = await client.get(f"{server.url}/api/sessions/a%0Ab")
+        signed_in = await client.get(
+            f"{server.url}/api/sessions/a%0Ab",
+            headers={"Authorization": f"Bearer {server.token}"},
+        )
+    assert bare.status_code == 401
+    assert bare.json()["error"]["code"] == "unauthorized"
+    assert signed_in.status_code == 404
