@@ -73,7 +73,7 @@ def use_form(path: Path) -> Script:
     not have (`x-collector.sinks`) are refused.
     """
     global _SCRIPT
-    from collector.forms import FormsInvalid, load_forms
+    from collector.core.forms import FormsInvalid, load_forms
 
     path = path.resolve()
     if path.suffix != ".json" or not path.is_file():
@@ -141,7 +141,7 @@ def _isolate(path: Path) -> Path:
 def _file_refs(schema: Any) -> list[str]:
     """The file part of every relative `$ref` in a schema document, found with the form
     loader's own walk (which tells keywords from field names and data)."""
-    from collector.forms.inline import subschemas
+    from collector.core.forms.inline import subschemas
 
     out: list[str] = []
     if isinstance(schema, dict):

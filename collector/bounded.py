@@ -2,8 +2,9 @@
 
 A count alone does not bound memory: 150 live calls whose transcript holds a 900 KB line
 are 150 entries and hundreds of megabytes. Each container here is given its limits as
-named constants by its owner (collector.live, collector.masking, collector.engine) and
-reports the bytes it holds, which /metrics exposes (`collector_memory_bytes{cache=...}`).
+named constants by its owner (collector.web.live, collector.web.masking,
+collector.workers.engine) and reports the bytes it holds, which /metrics exposes
+(`collector_memory_bytes{cache=...}`).
 
 Sizes are estimates of the payload (string lengths, a fixed cost per container item), not
 of the Python objects around it; `approx_bytes` walks at most `_WALK_BUDGET` nodes and

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import structlog
 
-from collector import serving
 from collector.config import Settings, TelnyxEnv, load_settings
 from collector.errors import ConfigurationError
+from collector.web import serving
 
 log = structlog.get_logger("collector")
 
@@ -71,7 +71,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_forms_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from collector.forms import check_forms
+    from collector.core.forms import check_forms
 
     if args.dir is not None:
         directory = Path(args.dir)
@@ -91,8 +91,8 @@ def cmd_forms_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int
 
 
 def cmd_forms_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from collector.forms import FormsInvalid, load_forms
-    from collector.session.decide import ai_gather_body
+    from collector.core.forms import FormsInvalid, load_forms
+    from collector.core.session.decide import ai_gather_body
 
     try:
         settings = load_settings(args.config, environ)
@@ -121,8 +121,8 @@ def cmd_forms_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _follow_up_body(form: Any, given_text: str) -> dict[str, Any] | str | None:
     """The gather_using_ai body that follows these answers (None: nothing more to ask),
     or what is wrong with the answers."""
-    from collector.session.decide import ai_gather_body
-    from collector.session.wording import reask_greeting
+    from collector.core.session.decide import ai_gather_body
+    from collector.core.session.wording import reask_greeting
 
     try:
         given = json.loads(given_text)
@@ -231,7 +231,7 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 async def _with_store(settings: Settings, work: Any) -> Any:
-    from collector.store.sqlite import SqliteStore
+    from collector.adapters.store.sqlite import SqliteStore
 
     store = SqliteStore(settings.sqlite_path)
     await store.open()
@@ -242,7 +242,7 @@ async def _with_store(settings: Settings, work: Any) -> Any:
 
 
 def _when(ts: float | None) -> str:
-    from collector.session.submission import iso
+    from collector.core.session.submission import iso
 
     return iso(ts) or "-"
 

@@ -17,18 +17,18 @@ from typing import Any
 
 import structlog
 
+from collector.adapters.store.sqlite import SqliteStore
 from collector.config import Settings, TelnyxEnv
-from collector.delivery import DeliveryWorker
-from collector.engine import Engine, Router
+from collector.core.forms import Form, FormRegistry, check_forms
+from collector.core.session import events as E
+from collector.core.session.decide import Decision, Policy
 from collector.errors import ConfigurationError
-from collector.forms import Form, FormRegistry, check_forms
 from collector.metrics import Metrics
-from collector.outbox import CallControl, CommandOutbox
-from collector.session import events as E
-from collector.session.decide import Decision, Policy
 from collector.sinks import ConfiguredSink, build_sinks, sinks_for
-from collector.store.sqlite import SqliteStore
-from collector.timers import Timers
+from collector.workers.delivery import DeliveryWorker
+from collector.workers.engine import Engine, Router
+from collector.workers.outbox import CallControl, CommandOutbox
+from collector.workers.timers import Timers
 
 log = structlog.get_logger("collector")
 
@@ -71,7 +71,7 @@ class Runtime:
                 log.warning("sink_start_failed", sink=configured.name, error=str(exc)[:300])
         if self.control is None:
             self.control = self._make_control()
-        from collector.telephony.transport import tls_context
+        from collector.adapters.telephony.transport import tls_context
 
         await asyncio.to_thread(tls_context)  # not in the event loop on the first command
         self.outbox = CommandOutbox(
@@ -123,7 +123,7 @@ class Runtime:
         log.info("stopped")
 
     def _make_control(self) -> CallControl:
-        from collector.telephony.control import TelnyxControl, make_client
+        from collector.adapters.telephony.control import TelnyxControl, make_client
 
         if self.telnyx.live:
             return TelnyxControl(make_client(self.telnyx.api_key, self.telnyx.base_url))

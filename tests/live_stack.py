@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 
-from collector.app import create_app
 from collector.config import load_settings
 from collector.runtime import Runtime, build_runtime
 from collector.simulator.fake_telnyx import FakeTelnyx
 from collector.simulator.signing import sign
+from collector.web.app import create_app
 from tests.harness import serve, write_config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

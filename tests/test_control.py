@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collector.telephony.control import (
+from collector.adapters.telephony.control import (
     CommandRejected,
     CommandTransient,
     TelnyxControl,
@@ -178,7 +178,7 @@ async def test_an_api_with_an_untrusted_certificate_is_refused(tmp_path: Path) -
 
 
 def test_the_tls_context_verifies_and_is_built_once() -> None:
-    from collector.telephony.transport import tls_context
+    from collector.adapters.telephony.transport import tls_context
 
     context = tls_context()
     assert context is tls_context()

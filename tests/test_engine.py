@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from collector.engine import Engine, Router
-from collector.forms import load_forms
-from collector.session import events as E
-from collector.session.step import Policy
-from collector.store.sqlite import SqliteStore
+from collector.adapters.store.sqlite import SqliteStore
+from collector.core.forms import load_forms
+from collector.core.session import events as E
+from collector.core.session.step import Policy
+from collector.workers.engine import Engine, Router
 
 pytestmark = pytest.mark.anyio
 

@@ -9,9 +9,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "collector"
 
 # what each core package may import, beyond the standard library
 CORE_ALLOWED = {
-    "forms": {
-        "collector.forms",
-        "collector.telnyx_params",
+    "core/forms": {
+        "collector.core.forms",
+        "collector.core.telnyx_params",
         "jsonschema",
         "referencing",
         "pydantic",
@@ -19,7 +19,7 @@ CORE_ALLOWED = {
         "telnyx.types",
         "orjson",
     },
-    "session": {"collector.session", "collector.forms", "pydantic", "orjson"},
+    "core/session": {"collector.core.session", "collector.core.forms", "pydantic", "orjson"},
 }
 FORBIDDEN_EVERYWHERE_IN_CORE = (
     "starlette",
@@ -29,9 +29,9 @@ FORBIDDEN_EVERYWHERE_IN_CORE = (
     "asyncpg",
     "httpx",
     "aiohttp",
-    "collector.store",
-    "collector.app",
-    "collector.engine",
+    "collector.adapters.store",
+    "collector.web.app",
+    "collector.workers.engine",
     "collector.runtime",
     "telnyx._client",
 )
@@ -59,7 +59,10 @@ def test_core_imports_only_what_it_may() -> None:
             for name in imports_of(path):
                 top = name.split(".")[0]
                 if top in stdlib or top == "__future__":
-                    if top in ("time", "sqlite3", "asyncio", "random") and package == "session":
+                    if (
+                        top in ("time", "sqlite3", "asyncio", "random")
+                        and package == "core/session"
+                    ):
                         problems.append(f"{path.name}: {name} (the core reads no clock)")
                     continue
                 if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_EVERYWHERE_IN_CORE):
@@ -80,6 +83,10 @@ def test_only_the_edge_talks_to_telnyx() -> None:
             ):
                 users.append(rel)
     outside = sorted(
-        {u for u in users if not u.startswith(("telephony/", "simulator/", "telnyx_params"))}
+        {
+            u
+            for u in users
+            if not u.startswith(("adapters/telephony/", "simulator/", "core/telnyx_params/"))
+        }
     )
     assert outside == []

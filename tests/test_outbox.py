@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from collector.outbox import CommandOutbox
-from collector.session import events as E
-from collector.session.commands import Command
-from collector.session.model import CallInfo, Session
-from collector.store.sqlite import SqliteStore
-from collector.telephony.control import TelnyxControl, make_client
+from collector.adapters.store.sqlite import SqliteStore
+from collector.adapters.telephony.control import TelnyxControl, make_client
+from collector.core.session import events as E
+from collector.core.session.commands import Command
+from collector.core.session.model import CallInfo, Session
+from collector.workers.outbox import CommandOutbox
 from tests.harness import eventually, serve
 
 pytestmark = pytest.mark.anyio

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector import engine
-from collector.session import events as E
+from collector.adapters.telephony import webhooks
+from collector.core.session import events as E
 from collector.simulator.script import CallScript
-from collector.telephony import webhooks
+from collector.workers import engine
 from tests.harness import eventually
 from tests.live_stack import FIXTURES, NUMBER, Stack, live_stack
 

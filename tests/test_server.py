@@ -12,7 +12,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.session.client_state import decode
+from collector.core.session.client_state import decode
 from collector.simulator.signing import generate_keypair, sign
 from tests.harness import eventually
 from tests.live_stack import NUMBER, Stack, live_stack

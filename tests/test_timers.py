@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from collector.session import events as E
-from collector.session.model import CallInfo, Session
-from collector.timers import Timers
+from collector.core.session import events as E
+from collector.core.session.model import CallInfo, Session
+from collector.workers.timers import Timers
 
 pytestmark = pytest.mark.anyio
 

@@ -1,7 +1,7 @@
 """The fake's HTTP side: Telnyx's Call Control routes, body checks and refusals.
 
 `CallControlApi` serves a `fake_telnyx.FakeTelnyx`'s routes. Every request body is checked
-against the SDK's param types (`collector.telnyx_params.check_params`): a body that is not
+against the SDK's param types (`collector.core.telnyx_params.check_params`): a body that is not
 JSON, or not an object, gets Telnyx's 400; one that breaks the types gets its 422 (with
 `strict` off it is logged and accepted). Either way it lands in `fake.rejected`. A command the
 call's state does not allow gets Telnyx's call-state error (90015, 90018, 90034, 90061) and
@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from collector.core.telnyx_params import ACTIONS, check_params
 from collector.simulator.caller import ScriptedCaller
 from collector.simulator.calls import (
     DEFAULT_CONNECTION_ID,
@@ -32,7 +33,6 @@ from collector.simulator.calls import (
     SimCall,
 )
 from collector.simulator.script import CallScript
-from collector.telnyx_params import ACTIONS, check_params
 
 if TYPE_CHECKING:
     from collector.simulator.fake_telnyx import FakeTelnyx

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.forms.choices import choices
+from collector.core.forms.choices import choices
 from collector.simulator.script import CallScript
 
 __all__ = [

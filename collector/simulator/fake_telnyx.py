@@ -10,7 +10,7 @@ Starlette app (sandbox mode mounts it at `/_sandbox/telnyx`, making the SDK's ba
 `fake.faults.arm(429)` (or 5xx, or `"timeout"`) makes the next command fail as Telnyx
 can (see `faults.py`).
 
-Every request body is checked against the SDK's param types (`collector.telnyx_params`);
+Every request body is checked against the SDK's param types (`collector.core.telnyx_params`);
 a bad body gets Telnyx's 422 and lands in `fake.rejected` (the HTTP side, with its
 body checks and call-state refusals, is `call_control_api`). Accepted commands land in
 `fake.requests`, and after the response the fake sends, `pace` seconds apart, the

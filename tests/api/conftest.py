@@ -15,10 +15,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from collector.app import create_app
 from collector.config import load_settings
-from collector.live import Hub
 from collector.runtime import Runtime, build_runtime
+from collector.web.app import create_app
+from collector.web.live import Hub
 from tests.harness import eventually, free_socket, serve, write_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -293,8 +293,8 @@ async def test_concurrent_calls_each_get_their_own_session(server: Server) -> No
 
 
 def test_since_includes_a_session_whose_shown_time_rounds_up() -> None:
-    from collector.api import parse_since
-    from collector.presentation import iso
+    from collector.web.api import parse_since
+    from collector.web.presentation import iso
 
     started = 1795475321.5860987  # shown as ...21.586099Z
     assert iso(started) == "2026-11-23T23:08:41.586099Z"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from collector.auth import COOKIE_NAME
+from collector.web.auth import COOKIE_NAME
 from tests.api.conftest import TOKEN, Server, sandbox_server
 from tests.api.test_api import assert_error
 

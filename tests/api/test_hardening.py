@@ -13,11 +13,11 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from collector import serving
-from collector.auth import COOKIE_NAME, SignInLimiter
 from collector.config import load_settings
-from collector.digits import ascii_int
 from collector.runtime import build_runtime
+from collector.web import serving
+from collector.web.auth import COOKIE_NAME, SignInLimiter
+from collector.web.digits import ascii_int
 from tests.api.conftest import FIXTURES, TOKEN, Server
 from tests.api.test_api import assert_error
 from tests.harness import write_config

@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from collector import masking
-from collector.app import create_app
 from collector.config import load_settings
-from collector.live import LIVE_HISTORY_BYTES, SUBSCRIBER_QUEUE_BYTES, Hub
-from collector.masking import SENSITIVE_LINE, Masker
+from collector.core.session.model import CallInfo, Gather, Message, Session, State
 from collector.runtime import build_runtime
-from collector.session.model import CallInfo, Gather, Message, Session, State
+from collector.web import masking
+from collector.web.app import create_app
+from collector.web.live import LIVE_HISTORY_BYTES, SUBSCRIBER_QUEUE_BYTES, Hub
+from collector.web.masking import SENSITIVE_LINE, Masker
 from tests.api.conftest import FIXTURES, TERMINAL, TOKEN, Server, _settle
 from tests.api.test_sse import Watcher
 from tests.harness import eventually, free_socket, serve, write_config
@@ -296,7 +296,7 @@ def _session(**kw: Any) -> Session:
 
 
 def _identity_form(tmp_path: Path) -> Any:
-    from collector.forms import load_forms
+    from collector.core.forms import load_forms
 
     (tmp_path / "identity.json").write_text(json.dumps(IDENTITY), encoding="utf-8")
     return load_forms(tmp_path)["identity"]

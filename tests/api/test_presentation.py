@@ -1,4 +1,4 @@
-"""Masking rules of collector.presentation, as plain unit tests."""
+"""Masking rules of collector.web.presentation, as plain unit tests."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.auth import COOKIE_MAX_AGE, Auth
-from collector.forms import load_forms
-from collector.presentation import (
+from collector.core.forms import load_forms
+from collector.core.session.model import CallInfo, FieldState, Gather, Message, Session, State
+from collector.web.auth import COOKIE_MAX_AGE, Auth
+from collector.web.presentation import (
     MASK,
     SENSITIVE_LINE,
     Masker,
@@ -17,7 +18,6 @@ from collector.presentation import (
     session_summary,
     submission_view,
 )
-from collector.session.model import CallInfo, FieldState, Gather, Message, Session, State
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

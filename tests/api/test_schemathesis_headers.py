@@ -21,7 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
-from collector.auth import COOKIE_NAME
+from collector.web.auth import COOKIE_NAME
 from tests.api.conftest import Server, sandbox_server
 from tests.harness import eventually
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.live import TYPES, Hub
+from collector.web.live import TYPES, Hub
 from tests.api.conftest import Server, _settle
 from tests.harness import eventually
 
@@ -247,10 +247,10 @@ async def test_nobody_watching_costs_nothing_until_someone_subscribes() -> None:
     """With no subscriber (now or recently) decisions build no events; a viewer turns it on."""
     from pathlib import Path
 
-    from collector.forms import load_forms
-    from collector.session import events as E
-    from collector.session.decide import decide
-    from collector.session.model import CallInfo, Session
+    from collector.core.forms import load_forms
+    from collector.core.session import events as E
+    from collector.core.session.decide import decide
+    from collector.core.session.model import CallInfo, Session
 
     forms = load_forms(Path(__file__).resolve().parent.parent / "fixtures" / "forms")
     session = Session(

@@ -61,7 +61,7 @@ def _schemas_copy(tmp_path: Path) -> Path:
 @pytest.fixture(name="lint")
 def _lint(forms: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
     """lint(): the problem lines of the forms directory, its files shown as `forms/…`."""
-    from collector.forms import check_forms
+    from collector.core.forms import check_forms
 
     monkeypatch.chdir(forms.parent)
 

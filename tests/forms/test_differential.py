@@ -31,8 +31,8 @@ from hypothesis_jsonschema import from_schema
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from collector.forms import Form, load_forms
-from collector.forms.form import FORMAT_CHECKER, FormValidator
+from collector.core.forms import Form, load_forms
+from collector.core.forms.form import FORMAT_CHECKER, FormValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 DIRS = [ROOT / "schemas", ROOT / "examples" / "forms", ROOT / "tests" / "fixtures" / "semantics"]

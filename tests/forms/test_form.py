@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from conftest import SCHEMAS, Writer, minimal
 
-from collector.forms import DEFAULT_MESSAGES, Form, load_forms
-from collector.forms.vocabulary import ConfirmOptions
+from collector.core.forms import DEFAULT_MESSAGES, Form, load_forms
+from collector.core.forms.vocabulary import ConfirmOptions
 
 PROPERTIES: dict[str, Any] = {
     "email": {"type": "string", "format": "email", "description": "Email address"},

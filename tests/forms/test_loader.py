@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import SCHEMAS, Writer, minimal
 
-from collector.forms import (
+from collector.core.forms import (
     Form,
     FormProblem,
     FormRegistry,
@@ -672,7 +672,7 @@ def test_problems_of_several_files_are_reported_together(write: Writer, lint: Li
 
 def test_checks_against_the_sdk_types_when_available(write: Writer, lint: Lint) -> None:
     """voice_settings and the `after` body are checked against the SDK's param types."""
-    pytest.importorskip("collector.telnyx_params")
+    pytest.importorskip("collector.core.telnyx_params")
     write(
         "f.json",
         minimal(

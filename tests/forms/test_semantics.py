@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from conftest import Writer, minimal
 
-from collector.forms import load_forms
-from collector.forms.merge import combine
+from collector.core.forms import load_forms
+from collector.core.forms.merge import combine
 
 Lint = Callable[[], list[str]]
 SEMANTICS = Path(__file__).resolve().parents[1] / "fixtures" / "semantics"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from collector.forms import DEFAULT_MESSAGES
-from collector.forms.vocabulary import (
+from collector.core.forms import DEFAULT_MESSAGES
+from collector.core.forms.vocabulary import (
     FIELD_KEYS,
     FORM_KEYS,
     GATHER_AI_LANGUAGES,

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from collector.forms import load_forms
-from collector.session import commands as C
-from collector.session import events as E
-from collector.session.client_state import decode
-from collector.session.decide import Decision, Policy, decide
-from collector.session.model import CallInfo, Session, State
+from collector.core.forms import load_forms
+from collector.core.session import commands as C
+from collector.core.session import events as E
+from collector.core.session.client_state import decode
+from collector.core.session.decide import Decision, Policy, decide
+from collector.core.session.model import CallInfo, Session, State
 
 FORMS = Path(__file__).resolve().parent.parent / "fixtures" / "forms"
 CCID = "v3:test-call"

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_decide import Call
 
-from collector.forms import load_forms
-from collector.session import commands as C
-from collector.session import events as E
+from collector.core.forms import load_forms
+from collector.core.session import commands as C
+from collector.core.session import events as E
 
 ROOT = Path(__file__).resolve().parents[2]
 SEMANTICS = ROOT / "tests" / "fixtures" / "semantics"
@@ -267,8 +267,8 @@ def test_the_example_feedback_form_asks_the_branch_its_answers_select() -> None:
 def test_the_session_view_says_which_fields_the_rules_require_now(shipped: Any) -> None:
     """A follow-up field is `conditional`; it becomes `required` once its rule holds,
     and a conditional field whose rule never held ends `skipped`, not `missing`."""
-    from collector.masking import Masker
-    from collector.presentation import field_views
+    from collector.web.masking import Masker
+    from collector.web.presentation import field_views
 
     form = shipped["survey"]
     call = Call(shipped, "survey")

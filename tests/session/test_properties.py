@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.forms import load_forms
-from collector.session import events as E
-from collector.session.decide import Policy, decide
-from collector.session.model import CallInfo, Session
+from collector.core.forms import load_forms
+from collector.core.session import events as E
+from collector.core.session.decide import Policy, decide
+from collector.core.session.model import CallInfo, Session
 
 FORMS = load_forms(Path(__file__).resolve().parent.parent / "fixtures" / "forms")
 FORM = FORMS["contact"]

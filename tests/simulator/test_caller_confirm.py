@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collector.session.client_state import encode
-from collector.session.events import ClientState
+from collector.core.session.client_state import encode
+from collector.core.session.events import ClientState
 from collector.simulator.caller import ScriptedCaller
 from collector.simulator.script import CallScript
 

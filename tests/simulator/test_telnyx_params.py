@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from collector.telnyx_params import ACTIONS, check_params
+from collector.core.telnyx_params import ACTIONS, check_params
 
 STATE = "eyJmbG93IjoiaW50YWtlX3YxIiwic3RlcCI6ImFpX2dhdGhlciIsImF0dGVtcHQiOjF9"
 VOICE = "Telnyx.KokoroTTS.af"

@@ -22,12 +22,12 @@ from typing import Any
 import orjson
 import pytest
 
-from collector.delivery import DeliveryWorker, RetryPolicy
-from collector.session.model import CallInfo, Session, State
+from collector.adapters.store.sqlite import SqliteStore
+from collector.core.session.model import CallInfo, Session, State
 from collector.sinks import ConfiguredSink, DeliveryError
 from collector.sinks.jsonl import JsonlSink, write_all
 from collector.sinks.sqlite import SqliteSink
-from collector.store.sqlite import SqliteStore
+from collector.workers.delivery import DeliveryWorker, RetryPolicy
 
 from .contract import make_submission, started
 

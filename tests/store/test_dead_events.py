@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.engine import Engine, Router, describe_failure
-from collector.forms import load_forms
-from collector.session import events as E
-from collector.session.step import Policy
-from collector.store.migrations import MIGRATIONS
-from collector.store.sqlite import STORE_REFUSALS, SqliteStore
+from collector.adapters.store.migrations import MIGRATIONS
+from collector.adapters.store.sqlite import STORE_REFUSALS, SqliteStore
+from collector.core.forms import load_forms
+from collector.core.session import events as E
+from collector.core.session.step import Policy
+from collector.workers.engine import Engine, Router, describe_failure
 
 pytestmark = pytest.mark.anyio
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.session.commands import Command
-from collector.session.model import CallInfo, Session, State
-from collector.store.migrations import MIGRATIONS
-from collector.store.sqlite import SqliteStore
+from collector.adapters.store.migrations import MIGRATIONS
+from collector.adapters.store.sqlite import SqliteStore
+from collector.core.session.commands import Command
+from collector.core.session.model import CallInfo, Session, State
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,146 @@
+"""The working state of one decide() call, and the plumbing every step uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from collector.core.session import commands as C
+from collector.core.session import events as E
+from collector.core.session.client_state import encode
+from collector.core.session.model import Session, State
+
+if TYPE_CHECKING:
+    from collector.core.forms import Form
+
+DEFAULT_VOICE = "Telnyx.KokoroTTS.af"
+RECONCILE_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The knobs of the flow that come from configuration."""
+
+    hangup_grace_seconds: float = 5.0
+    session_timeout_seconds: float = 1800.0
+    default_voice: str = DEFAULT_VOICE
+    closing_speech_max_seconds: float = 8.0
+
+
+@dataclass(slots=True)
+class Decision:
+    """What decide() returns: the new session, commands to send, and the submission."""
+
+    session: Session
+    commands: list[C.Command] = field(default_factory=list)
+    submission: dict[str, Any] | None = None
+    changes: set[str] = field(default_factory=set)
+    duplicate: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class StepBase:
+    """The working copy of one decide() call: the session being built, the commands
+    decided so far, and the helpers the steps share. The steps themselves live in
+    gather_steps, keypad_steps and closing_steps; decide._Step combines them."""
+
+    def __init__(
+        self,
+        session: Session,
+        event: E.Event,
+        form: Form | None,
+        policy: Policy,
+        messages: dict[str, str] | None,
+    ) -> None:
+        self.s = session.working_copy()
+        self.event = event
+        self.form = form
+        self.policy = policy
+        self.at = event.at
+        self.messages = form.messages if form is not None else (messages or {})
+        self.d = Decision(session=self.s)
+        if not event.id.startswith("~"):
+            self.s.event_ids.append(event.id)
+        self.s.updated_at = max(self.s.updated_at, event.at)
+
+    def finish(self) -> Decision:
+        self._schedule_timeout()
+        return self.d
+
+    def change(self, *what: str) -> None:
+        self.d.changes.update(what)
+
+    def note(self, kind: str, **detail: Any) -> None:
+        self.s.notes.append({"kind": kind, "at": self.at, **detail})
+        self.d.notes.append(kind)
+        self.change("notes")
+
+    def command(self, action: str, body: dict[str, Any] | None = None, kind: str = "") -> None:
+        self.s.command_seq += 1
+        payload = dict(body or {})
+        if action != C.RETRIEVE_STATUS:
+            attempt = self.s.gather.attempt if self.s.gather else self.s.attempt
+            payload["client_state"] = encode(
+                E.ClientState(session_id=self.s.id, kind=kind or action, attempt=attempt)
+            )
+        self.d.commands.append(
+            C.Command(action=action, seq=self.s.command_seq, body=payload, decided_at=self.at)
+        )
+
+    def set_state(self, state: State) -> None:
+        if self.s.state != state:
+            self.s.state = state
+            self.change("state")
+
+    def set_deadline(self, kind: str | None, at: float | None) -> None:
+        self.s.deadline_kind = kind
+        self.s.deadline = at
+
+    def _schedule_timeout(self) -> None:
+        """Without a nearer deadline, the session times out after a silence."""
+        s = self.s
+        if s.terminal and (s.closing_phase == "done" or not s.call_alive):
+            self.set_deadline(None, None)
+            return
+        if s.deadline_kind in ("grace", "speech", "assistant"):
+            return
+        if s.deadline_kind == "timeout" and isinstance(self.event, E.Timer):
+            return  # just re-armed by the reconcile
+        self.set_deadline("timeout", self.at + self.policy.session_timeout_seconds)
+
+    def voice(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"voice": self.policy.default_voice}
+        if self.form is not None:
+            opts = self.form.options
+            if opts.voice:
+                body["voice"] = opts.voice
+            if opts.speak_language:
+                body["language"] = opts.speak_language
+        return body
+
+    # steps that other modules' steps call (defined in the modules named)
+    def finalize(self, status: str, state: State | None = None) -> None:  # closing_steps
+        raise NotImplementedError
+
+    def confirm_or_finish(self) -> None:  # keypad_steps
+        raise NotImplementedError
+
+    def next_keypad_or_finish(self) -> None:  # keypad_steps
+        raise NotImplementedError
+
+    def start_ai_gather(
+        self, names: list[str], parameters: dict[str, Any], greeting: str | None
+    ) -> None:  # gather_steps
+        raise NotImplementedError
+
+    def take_value(self, name: str, values: dict[str, Any], source: str) -> None:
+        raise NotImplementedError  # gather_steps
+
+    def invalid_fields(self) -> list[str]:  # gather_steps
+        raise NotImplementedError
+
+    def required_now(self) -> dict[str, str]:  # gather_steps
+        raise NotImplementedError
+
+    def valid_data(self) -> dict[str, Any]:  # gather_steps
+        raise NotImplementedError
