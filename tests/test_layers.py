@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "collector"
 CORE_ALLOWED = {
     "core/forms": {
         "collector.core.forms",
+        "collector.core.pointer",
         "collector.core.telnyx_params",
         "jsonschema",
         "referencing",
@@ -19,7 +20,13 @@ CORE_ALLOWED = {
         "telnyx.types",
         "orjson",
     },
-    "core/session": {"collector.core.session", "collector.core.forms", "pydantic", "orjson"},
+    "core/session": {
+        "collector.core.session",
+        "collector.core.forms",
+        "collector.core.pointer",
+        "pydantic",
+        "orjson",
+    },
 }
 FORBIDDEN_EVERYWHERE_IN_CORE = (
     "starlette",

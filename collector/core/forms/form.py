@@ -23,6 +23,7 @@ from collector.core.forms.merge import combine
 from collector.core.forms.messages import field_errors
 from collector.core.forms.rules import Rules, rule_requirements, unconditional
 from collector.core.forms.vocabulary import GATHER_OPTION_KEYS, FieldOptions, FormOptions
+from collector.core.pointer import join
 
 # Root keywords a re-ask's sub-schema keeps; the rest may speak of fields not asked.
 _SUB_ROOT_KEYS = ("type", "title", "description", "additionalProperties")
@@ -142,7 +143,7 @@ class FieldSpec:
     @property
     def pointer(self) -> str:
         """The JSON pointer of this field in a submission's data."""
-        return "/" + self.name.replace("~", "~0").replace("/", "~1")
+        return join([self.name])
 
     def attempts_allowed(self, form: Form | None = None) -> int:
         """AI gathers that may ask for this field: its own max_attempts, else the form's."""

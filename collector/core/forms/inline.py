@@ -19,6 +19,7 @@ from referencing.jsonschema import DRAFT202012
 
 from collector.core.forms.merge import combine
 from collector.core.forms.vocabulary import KEYWORD
+from collector.core.pointer import escape
 
 # Keywords whose value is a map of name -> schema, a schema, or a list of schemas.
 SCHEMA_MAPS = frozenset(
@@ -59,11 +60,6 @@ STRIPPED = frozenset(
 
 # An inlined schema this large means refs that multiply: refuse rather than hang.
 MAX_NODES = 10_000
-
-
-def escape(token: str) -> str:
-    """One JSON pointer token."""
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def subschemas(node: Any, pointer: str = "") -> Iterator[tuple[str, str, Any]]:

@@ -16,7 +16,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from collector.core.forms.form import Form
-from collector.core.forms.inline import Inliner, escape, keyword_locations
+from collector.core.forms.inline import Inliner, keyword_locations
 from collector.core.forms.merge import UNEVALUATED
 from collector.core.forms.options import OptionsCheck
 from collector.core.forms.rules import rule_field_names, rule_requirements
@@ -26,6 +26,7 @@ from collector.core.forms.vocabulary import (
     did_you_mean,
     dtmf_problem,
 )
+from collector.core.pointer import escape, join
 
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 DIALECTS = frozenset(
@@ -111,10 +112,6 @@ def _uri(path: Path) -> str:
 
 def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def _pointer(parts: Any) -> str:
-    return "".join(f"/{escape(str(p))}" for p in parts)
 
 
 def _meta_message(error: JsonSchemaError) -> str:
@@ -216,7 +213,7 @@ class _Check:
             found = True
         errors = sorted(_META.iter_errors(document), key=lambda e: [str(p) for p in e.path])
         for error in errors:
-            self.add(file, _pointer(error.absolute_path), _meta_message(error))
+            self.add(file, join(error.absolute_path), _meta_message(error))
             found = True
         return found
 

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from collector.core.forms.inline import escape
 from collector.core.forms.messages import DEFAULT_MESSAGES
 from collector.core.forms.vocabulary import (
     CONFIRM_KEYS,
@@ -24,6 +23,7 @@ from collector.core.forms.vocabulary import (
     FormOptions,
     unknown_key,
 )
+from collector.core.pointer import escape, join
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,10 +51,6 @@ _PYDANTIC_WORDS = {
     "bool_type": "must be true or false",
     "list_type": "must be a list",
 }
-
-
-def _pointer(parts: Any) -> str:
-    return "".join(f"/{escape(str(p))}" for p in parts)
 
 
 def _check_params(action: str, body: Mapping[str, Any]) -> list[str]:
@@ -145,7 +141,7 @@ class OptionsCheck:
             for error in exc.errors():
                 message = _PYDANTIC_WORDS.get(error["type"], error["msg"])
                 message = message.removeprefix("Value error, ")
-                self.add(base + _pointer(error["loc"]), message)
+                self.add(base + join(error["loc"]), message)
             return None
 
     def check_telnyx(self, known: dict[str, Any], base: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from collector.core.forms.inline import escape
+from collector.core.pointer import escape
 
 CONDITIONAL = ("if", "then", "else", "dependentRequired", "dependentSchemas", "anyOf", "oneOf")
 _MISSING_ONLY = frozenset({"required", "dependentRequired"})

@@ -44,7 +44,8 @@ from telnyx.types.calls.action_stop_ai_assistant_params import ActionStopAIAssis
 from telnyx.types.calls.action_stop_gather_params import ActionStopGatherParams
 from telnyx.types.calls.action_update_client_state_params import ActionUpdateClientStateParams
 
-from collector.core.telnyx_params.typed_walker import Problems, TypedDictNode, at, compile_type, ptr
+from collector.core.pointer import child
+from collector.core.telnyx_params.typed_walker import Problems, TypedDictNode, at, compile_type
 
 __all__ = ["ACTIONS", "PARAM_TYPES", "TEXT_LIMIT", "check_params"]
 
@@ -134,7 +135,7 @@ def _pydantic_problems(action: str, body: Mapping[str, Any]) -> Problems:
                 pass  # a missing key is not in the data, but it is in the pointer
             else:
                 continue  # a union member's tag, not a place in the body
-            pointer = ptr(pointer, seg)
+            pointer = child(pointer, seg)
         out.append(f"{at(pointer)}: {msg}")
     return out
 
@@ -184,12 +185,12 @@ def _find_refs(value: Any, pointer: str, out: Problems) -> None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             if k == "$ref":
-                out.append(f"{ptr(pointer, k)}: $ref is not allowed; inline the schema")
+                out.append(f"{child(pointer, k)}: $ref is not allowed; inline the schema")
             else:
-                _find_refs(v, ptr(pointer, k), out)
+                _find_refs(v, child(pointer, k), out)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _find_refs(v, ptr(pointer, i), out)
+            _find_refs(v, child(pointer, i), out)
 
 
 # -- the entry point ------------------------------------------------------------------------

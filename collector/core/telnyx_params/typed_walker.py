@@ -22,17 +22,14 @@ import typing_extensions as te
 from pydantic import TypeAdapter, ValidationError
 from telnyx._utils import PropertyInfo
 
-__all__ = ["Problems", "TypedDictNode", "at", "compile_type", "ptr"]
+from collector.core.pointer import child
+
+__all__ = ["Problems", "TypedDictNode", "at", "compile_type"]
 
 # the keys whose Literal values tell the members of a union of TypedDicts apart
 _DISCRIMINATORS = ("type", "role")
 
 # -- JSON pointers -----------------------------------------------------------------------
-
-
-def ptr(base: str, segment: str | int) -> str:
-    """`base` extended by one segment, escaped as RFC 6901 says."""
-    return f"{base}/{str(segment).replace('~', '~0').replace('/', '~1')}"
 
 
 def at(pointer: str) -> str:
@@ -73,7 +70,7 @@ class _LeafNode(_Node):
                 p = pointer
                 for seg in err["loc"]:
                     if isinstance(seg, int) or _is_plain_key(seg):
-                        p = ptr(p, seg)
+                        p = child(p, seg)
                 out.append(f"{at(p)}: {err['msg']}")
 
 
@@ -95,7 +92,7 @@ class _ListNode(_Node):
             out.append(f"{at(pointer)}: Input should be a valid list")
             return
         for i, v in enumerate(value):
-            self.item.check(v, ptr(pointer, i), out)
+            self.item.check(v, child(pointer, i), out)
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, (list, tuple)):
@@ -117,8 +114,8 @@ class _DictNode(_Node):
                 out.append(f"{at(pointer)}: keys should be strings")
                 continue
             if self.key is not None:
-                self.key.check(k, ptr(pointer, k), out)
-            self.item.check(v, ptr(pointer, k), out)
+                self.key.check(k, child(pointer, k), out)
+            self.item.check(v, child(pointer, k), out)
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, dict):
@@ -184,14 +181,14 @@ class TypedDictNode(_Node):
             field = self.fields.get(key)
             if field is None:
                 if self.extra is not None:
-                    self.extra.check(v, ptr(pointer, key), out)
+                    self.extra.check(v, child(pointer, key), out)
                 else:
-                    out.append(f"{ptr(pointer, key)}: unknown key")
+                    out.append(f"{child(pointer, key)}: unknown key")
                 continue
-            field.node.check(v, ptr(pointer, key), out)
+            field.node.check(v, child(pointer, key), out)
         for key in self.required:
             if key not in value:
-                out.append(f"{ptr(pointer, key)}: Field required")
+                out.append(f"{child(pointer, key)}: Field required")
 
     def to_python(self, value: Any) -> Any:
         if not isinstance(value, dict):
@@ -223,7 +220,7 @@ class _UnionNode(_Node):
                 allowed = sorted({v for m in self.typed for v in m.discriminators[disc]}, key=str)
                 shown = ", ".join(repr(a) for a in allowed[:-1])
                 shown = f"{shown} or {allowed[-1]!r}" if shown else repr(allowed[-1])
-                out.append(f"{ptr(pointer, disc)}: Input should be {shown}")
+                out.append(f"{child(pointer, disc)}: Input should be {shown}")
                 return None
             return chosen
         return list(self.typed) + [m for m in self.members if not isinstance(m, TypedDictNode)]
