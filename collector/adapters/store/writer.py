@@ -16,6 +16,7 @@ import queue
 import sqlite3
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,9 +136,9 @@ class Writer(threading.Thread):
     def stop(self) -> None:
         self.jobs.put([_STOP])
 
-    def run(self) -> None:
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
@@ -145,6 +146,15 @@ class Writer(threading.Thread):
             # statement journals (a savepoint's undo pages) in memory, not in temp files
             conn.execute("PRAGMA temp_store=MEMORY")
             migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def run(self) -> None:
+        conn: sqlite3.Connection | None
+        try:
+            conn = self._connect()
         except BaseException as exc:  # reported to open()
             self.error = exc
             self.ready.set()
@@ -162,13 +172,51 @@ class Writer(threading.Thread):
                 if _STOP in batch:
                     stopping = True
                     batch = [job for job in batch if job is not _STOP]
-                if batch:
+                if not batch:
+                    continue
+                # nothing that goes wrong here ends the thread: the group's jobs get the
+                # error, and a connection left unusable is replaced before the next group
+                commit_seconds = None
+                try:
+                    if conn is None:
+                        conn = self._connect()
                     results, commit_seconds = self._run_batch(conn, batch)
-                    _settle(results)
-                    if commit_seconds is not None:
-                        self._report(commit_seconds, sum(1 for r in results if r[2] is None))
+                except BaseException as exc:
+                    results = [(resolve, None, exc) for _, resolve in batch]
+                if commit_seconds is None and conn is not None:
+                    conn = self._recover(conn, results)
+                _settle(results)
+                if commit_seconds is not None:
+                    self._report(commit_seconds, sum(1 for r in results if r[2] is None))
+                del batch, results  # hold no failed job's frames (and statements) while idle
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
+
+    def _recover(
+        self, conn: sqlite3.Connection, results: list[tuple[Any, Any, Any]]
+    ) -> sqlite3.Connection | None:
+        """After a failed group: undo what is left of it, or, if even that fails (ROLLBACK
+        raised, the connection was closed), let the connection go and open another."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return conn
+        except Exception:
+            log.exception("store_rollback_failed", path=self.path)
+        if self.path == ":memory:":
+            return conn  # another connection would be another, empty database
+        # a statement a failed job left in progress would keep the old connection (and
+        # its write lock) alive after close(): clear the frames that hold it
+        for _, _, error in results:
+            _clear_frames(error)
+        with contextlib.suppress(Exception):
+            conn.close()  # whatever it had not committed is undone with it
+        try:
+            return self._connect()
+        except Exception:
+            log.exception("store_reopen_failed", path=self.path)
+            return None  # tried again before the next group
 
     def _report(self, seconds: float, jobs: int) -> None:
         if self.on_commit is None:
@@ -218,10 +266,16 @@ class Writer(threading.Thread):
             started = time.perf_counter()
             conn.execute("COMMIT")  # the WAL write and its fsync
             return results, time.perf_counter() - started
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        except Exception as exc:  # run() rolls back (see _recover)
             return [(resolve, None, exc) for _, resolve in batch], None
+
+
+def _clear_frames(error: BaseException | None) -> None:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def _settle(results: list[tuple[Any, Any, Any]]) -> None:
