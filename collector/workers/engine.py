@@ -99,7 +99,7 @@ class Engine:
 
     async def _apply(self, event: E.Event) -> str:
         ccid = event.call_control_id
-        webhook = not event.id.startswith("~")
+        webhook = not isinstance(event, E.Synthetic)
         try:
             session = await self.session_for_call(ccid)
         except ValidationError as exc:  # a stored session this code cannot read

@@ -168,6 +168,28 @@ def test_duplicate_event_changes_nothing(forms: Any) -> None:
     assert call.actions() == [C.ANSWER]
 
 
+def test_events_the_shell_makes_are_known_by_their_type_not_their_id(forms: Any) -> None:
+    """A Synthetic event (timer, command outcome, lookup, cancel) is never recorded as seen
+    nor called a duplicate, whatever its id; a webhook is, whatever its id looks like."""
+    assert {cls.__name__ for cls in E.SYNTHETIC_EVENTS} == {
+        "Timer",
+        "CommandFailed",
+        "CallStatus",
+        "Cancel",
+    }
+    assert all(issubclass(cls, E.Synthetic) for cls in E.SYNTHETIC_EVENTS)
+    assert not any(issubclass(cls, E.Synthetic) for cls in E.WEBHOOK_EVENTS)
+    call = Call(forms)
+    call.start()
+    timer = call.ev(E.Timer, eid="t-1", kind="timeout", due=call.session.deadline)
+    call.feed(timer)
+    assert "t-1" not in call.session.event_ids
+    assert not call.feed(timer).duplicate  # judged by the deadline, not by the id
+    webhook = call.ev(E.AiGatherHistory, eid="~h", message_history=[])
+    call.feed(webhook)
+    assert "~h" in call.session.event_ids and call.feed(webhook).duplicate
+
+
 def test_partial_results_update_the_live_view_only_for_the_current_attempt(forms: Any) -> None:
     """Partials of the running gather fill `partial`; an earlier attempt's only the transcript."""
     call = Call(forms)

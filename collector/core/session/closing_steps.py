@@ -146,8 +146,10 @@ class ClosingSteps(StepBase):
             self.set_deadline("timeout", self.at + RECONCILE_RETRY_SECONDS)
 
     def on_call_status(self, ev: E.CallStatus) -> None:
-        if ev.alive:
-            return
+        if not ev.alive:
+            self.call_gone()
+
+    def call_gone(self) -> None:
         self.s.call_alive = False
         self.change("call")
         if self.s.terminal:
@@ -163,9 +165,7 @@ class ClosingSteps(StepBase):
     def on_command_failed(self, ev: E.CommandFailed) -> None:
         self.note("command_failed", action=ev.action, code=ev.code, detail=ev.detail[:300])
         if ev.call_gone:
-            self.on_call_status(
-                E.CallStatus(id="~gone", call_control_id="", at=self.at, alive=False)
-            )
+            self.call_gone()
             return
         if self.s.terminal:
             if ev.action == C.SPEAK and self.s.closing_phase == "goodbye":

@@ -58,7 +58,7 @@ def decide(
     messages: dict[str, str] | None = None,
 ) -> Decision:
     """Apply one event to a session. Pure: the same inputs always give the same output."""
-    if not event.id.startswith("~") and event.id in session.event_ids:
+    if not isinstance(event, E.Synthetic) and event.id in session.event_ids:
         return Decision(session=session, duplicate=True)
     step = _Step(session, event, form, policy, messages)
     step.run()

@@ -1,8 +1,8 @@
 """Domain events: what happened on a call, already parsed and verified by the shell.
 
 Every event carries `at`, the time the shell received it (seconds since the epoch), because
-decide() reads no clock. Webhook events carry Telnyx's `data.id` as `id`; events the shell
-makes itself (timers, command outcomes, operator actions) have ids that start with `~`.
+decide() reads no clock. Webhook events carry Telnyx's `data.id` as `id`. Events the shell
+makes itself (timers, command outcomes, call lookups, operator actions) are `Synthetic`.
 """
 
 from __future__ import annotations
@@ -103,7 +103,17 @@ class ConversationEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Timer(Event):
+class Synthetic(Event):
+    """Base of the events the shell makes itself, never a Telnyx webhook.
+
+    No redelivery can repeat one, so decide() keeps no record of their ids and never calls
+    one a duplicate: each is judged against the session (a timer against the deadline it
+    was set for, a command failure against the gather's command). Their ids start with `~`
+    by convention, so that they never meet a Telnyx id where ids are kept (dead events)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timer(Synthetic):
     """A deadline stored on the session has passed (fed back by the shell)."""
 
     kind: str = ""
@@ -111,7 +121,7 @@ class Timer(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CommandFailed(Event):
+class CommandFailed(Synthetic):
     """Telnyx refused a command for good (a 4xx), or the call was already gone."""
 
     seq: int = 0
@@ -122,14 +132,14 @@ class CommandFailed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallStatus(Event):
+class CallStatus(Synthetic):
     """The answer of `retrieve_status`, asked for by a reconcile command."""
 
     alive: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Cancel(Event):
+class Cancel(Synthetic):
     """An operator cancels the session."""
 
     reason: str = "cancelled by operator"
@@ -146,3 +156,4 @@ WEBHOOK_EVENTS = (
     CallHangup,
     ConversationEvent,
 )
+SYNTHETIC_EVENTS = (Timer, CommandFailed, CallStatus, Cancel)

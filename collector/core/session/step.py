@@ -59,7 +59,7 @@ class StepBase:
         self.at = event.at
         self.messages = form.messages if form is not None else (messages or {})
         self.d = Decision(session=self.s)
-        if not event.id.startswith("~"):
+        if not isinstance(event, E.Synthetic):
             self.s.event_ids.append(event.id)
         self.s.updated_at = max(self.s.updated_at, event.at)
 
