@@ -28,6 +28,7 @@ import structlog
 from collector.adapters.telephony.webhooks import MAX_BODY_BYTES, Unhandled, parse, verify
 from collector.errors import InboundError, PayloadTooLarge, SignatureInvalid
 from collector.runtime import Runtime
+from collector.web.body import ClientGone, read_body
 from collector.web.digits import ascii_int
 
 log = structlog.get_logger("collector.ingress")
@@ -45,30 +46,6 @@ def error_body(code: str, message: str) -> bytes:
     """The one error shape of every endpoint, rendered exactly as Starlette's JSONResponse."""
     doc = {"error": {"code": code, "message": message}}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class ClientGone(Exception):
-    """The client disconnected before its body arrived."""
-
-
-async def read_body(receive: Receive, declared: bytes | None, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body, refusing more than `limit` bytes without reading them all."""
-    length = ascii_int(declared)
-    if length is not None and length > limit:
-        raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def respond(send: Send, status: int, body: bytes, json_body: bool = True) -> None:
@@ -95,7 +72,7 @@ class WebhookEndpoint:
             elif name == b"content-length":
                 declared = value
         try:
-            body = await read_body(receive, declared)
+            body = await read_body(receive, declared, MAX_BODY_BYTES)
         except ClientGone:
             await respond(send, 400, b"", json_body=False)
             return
