@@ -14,13 +14,13 @@ from starlette.routing import Mount, Route
 
 from collector.runtime import Runtime
 from collector.web import masking
-from collector.web.api import api_routes, install_error_handlers
+from collector.web.api import api_routes, install_error_handlers, openapi_document
 from collector.web.auth import Auth
+from collector.web.context import WebContext, web
 from collector.web.dashboard import dashboard_routes
 from collector.web.ingress import PATH as WEBHOOK_PATH
 from collector.web.ingress import WebhookEndpoint
 from collector.web.live import Hub
-from collector.workers.engine import SESSION_CACHE_BYTES
 
 
 class App(Starlette):
@@ -37,45 +37,44 @@ class App(Starlette):
             await super().__call__(scope, receive, send)
 
 
+async def healthz(request: Request) -> Response:
+    runtime = web(request).runtime
+    writable = await runtime.store.writable()
+    body = {
+        "status": "ok" if writable else "degraded",
+        "store": "writable" if writable else "unwritable",
+        "mode": runtime.mode,
+    }
+    return Response(
+        orjson.dumps(body), status_code=200 if writable else 503, media_type="application/json"
+    )
+
+
+async def metrics(request: Request) -> Response:
+    runtime = web(request).runtime
+    payload = await runtime.metrics.render(runtime.store)
+    return Response(payload, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 def create_app(runtime: Runtime) -> App:
     """Build the ASGI app around a runtime; the lifespan starts and stops it."""
     webhook = WebhookEndpoint(runtime)
-
-    async def healthz(request: Request) -> Response:
-        writable = await runtime.store.writable()
-        body = {
-            "status": "ok" if writable else "degraded",
-            "store": "writable" if writable else "unwritable",
-            "mode": runtime.mode,
-        }
-        return Response(
-            orjson.dumps(body), status_code=200 if writable else 503, media_type="application/json"
-        )
-
-    async def metrics(request: Request) -> Response:
-        payload = await runtime.metrics.render(runtime.store)
-        return Response(payload, media_type="text/plain; version=0.0.4; charset=utf-8")
-
     # admin API, live streams and dashboard: behind the admin token (the webhook stays open)
     auth = Auth.for_runtime(runtime)
     hub = Hub(runtime.forms)
-    runtime.engine.listeners.append(hub.on_decision)  # the engine isolates failures
-    runtime.delivery_listeners.append(hub.on_delivery)
-    # /metrics: bytes held by each bounded cache and buffer, and its limit
+    runtime.subscribe(decisions=hub.on_decision, deliveries=hub.on_delivery)
+    # /metrics: bytes held by the web's bounded caches and buffers, and their limits (the
+    # runtime registers the engine's)
     memory = runtime.metrics
-    memory.memory_sources[:] = [hub.memory, runtime.engine.memory, masking.memory]
-    memory.memory_limits.update(
-        hub.limits(),
-        engine_sessions=SESSION_CACHE_BYTES,
-        masker_patterns=masking.MASKER_CACHE_BYTES,
-    )
+    memory.memory_sources += [hub.memory, masking.memory]
+    memory.memory_limits.update(hub.limits(), masker_patterns=masking.MASKER_CACHE_BYTES)
 
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        *api_routes(runtime, hub, auth),
-        *dashboard_routes(runtime, auth),
+        *api_routes(auth),
+        *dashboard_routes(),
     ]
     if runtime.sandbox is not None:
         routes.append(Mount("/_sandbox/telnyx", app=runtime.sandbox.asgi_app()))
@@ -90,7 +89,5 @@ def create_app(runtime: Runtime) -> App:
 
     app = App(webhook, routes=routes, lifespan=lifespan)
     install_error_handlers(app)
-    app.state.runtime = runtime
-    app.state.auth = auth
-    app.state.hub = hub
+    app.state.web = WebContext(runtime, hub, auth, openapi=openapi_document(list(runtime.forms)))
     return app

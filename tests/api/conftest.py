@@ -38,7 +38,7 @@ class Server:
 
     @property
     def hub(self) -> Hub:
-        return self.app.state.hub
+        return self.app.state.web.hub
 
     async def simulate(self, form: str, answers: Mapping[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"form": form}
@@ -98,7 +98,7 @@ async def sandbox_server(
     sock = free_socket()
     runtime.self_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_app(runtime)
-    used = app.state.auth.token
+    used = app.state.web.auth.token
     async with (
         serve(app, sock) as url,
         httpx.AsyncClient(

@@ -134,7 +134,7 @@ async def test_without_a_configured_token_one_is_generated_and_a_sign_in_url_log
             assert sign_in.startswith(f"{server.url}/login?token=")
             token = parse_qs(urlsplit(sign_in).query)["token"][0]
             assert len(token) >= 32 and token == server.token
-            assert server.app.state.auth.generated is True
+            assert server.app.state.web.auth.generated is True
             assert server.runtime.settings.admin_token is None
             assert (await server.anon.get("/api/forms")).status_code == 401
             ok = await server.anon.get("/api/forms", headers={"Authorization": f"Bearer {token}"})
@@ -157,7 +157,7 @@ async def test_without_a_configured_token_one_is_generated_and_a_sign_in_url_log
 async def test_a_configured_token_is_not_logged(tmp_path: Path) -> None:
     with capture_logs() as logs:
         async with sandbox_server(tmp_path, token="configured-token-abc") as server:
-            assert server.app.state.auth.generated is False
+            assert server.app.state.web.auth.generated is False
             assert (await server.client.get("/api/forms")).status_code == 200
     assert not [e for e in logs if e.get("event") == "admin_token_generated"]
     assert all("configured-token-abc" not in str(e) for e in logs)

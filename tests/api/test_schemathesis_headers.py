@@ -140,7 +140,7 @@ async def test_any_session_cookie_without_the_token_is_a_401(
 
 async def test_the_signed_cookie_with_any_origin_is_never_a_5xx(tmp_path: Path) -> None:
     async with sandbox_server(tmp_path, pace=0.01) as server:
-        cookie = server.app.state.auth.cookie_value()
+        cookie = server.app.state.web.auth.cookie_value()
         statuses = await anyio.to_thread.run_sync(
             the_signed_cookie_works_like_the_token, server.url, cookie
         )

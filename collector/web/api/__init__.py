@@ -2,15 +2,16 @@
 
 Every answer is JSON; every error is `{"error": {"code", "message"}}` with its status
 (400 bad query or body, 401 no or wrong token, 403 cross-site cookie use, 404 unknown,
-409 conflict, 422 a body that parses but cannot be used). `GET /openapi.json` documents
-it (collector.web.api.openapi). Authentication is collector.web.auth's guard around the mount.
+409 conflict, 413 a body over 64 KiB, 422 a body that parses but cannot be used).
+`GET /openapi.json` documents it (collector.web.api.openapi). Authentication is
+collector.web.auth's guard around the mount. Each handler is a module-level function that
+reads the app's `WebContext` (collector.web.context); an `ApiError` it raises is its answer
+(collector.web.api.errors).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import re
 import time
 import uuid
@@ -21,60 +22,38 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from collector.core.session import events as E
 from collector.core.session.submission import iso
+from collector.web.api.errors import ApiError, install_error_handlers, json_response
 from collector.web.api.openapi import openapi_document
-from collector.web.auth import Auth, error_body, unauthorized
+from collector.web.api.pages import DEAD_EVENTS, SESSIONS, parse_limit
+from collector.web.body import ClientGone, PayloadTooLarge, request_body
+from collector.web.context import web
 from collector.web.digits import ascii_int
-from collector.web.live import Hub
-from collector.web.presentation import (
-    STATES,
-    form_detail,
-    form_summary,
-    session_detail,
-    session_summary,
-)
+from collector.web.presentation import STATES, form_detail, form_summary, session_summary
 
 if TYPE_CHECKING:
-    from collector.adapters.store.rows import DeadEventRow
     from collector.core.session.model import Session
-    from collector.runtime import Runtime
+    from collector.records import DeadEventRow
+    from collector.web.auth import Auth
 
-__all__ = ["ApiError", "api_routes", "install_error_handlers", "openapi_document"]
+__all__ = [
+    "ApiError",
+    "api_routes",
+    "install_error_handlers",
+    "json_response",
+    "openapi_document",
+]
 
 log = structlog.get_logger("collector.api")
 
 MAX_BODY = 64 * 1024
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 SIMULATE_WAIT_SECONDS = 5.0
 _EPOCH = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
-
-
-class ApiError(Exception):
-    """An error answered as {"error": {"code", "message"}} with its status."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def response(self) -> JSONResponse:
-        return json_response(error_body(self.code, self.message), self.status)
-
-
-def json_response(body: Any, status: int = 200) -> JSONResponse:
-    return _OrjsonResponse(body, status_code=status)
-
-
-class _OrjsonResponse(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -98,57 +77,6 @@ def parse_since(value: str) -> float:
     # Times are shown rounded to the microsecond: a `started_at` copied from this API must
     # still include its own session, so the bound is inclusive at that resolution.
     return parsed.timestamp() - 1e-6
-
-
-def parse_limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    limit = ascii_int(value.strip(), max_digits=6)
-    if limit is None or not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(
-            400, "invalid_parameter", f"limit: expected an integer from 1 to {MAX_LIMIT}"
-        )
-    return limit
-
-
-def encode_cursor(session: Session) -> str:
-    raw = orjson.dumps([session.started_at, session.id])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(value: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        started_at, session_id = orjson.loads(raw)
-        if isinstance(started_at, bool) or not isinstance(started_at, int | float):
-            raise ValueError("bad time")
-        if not isinstance(session_id, str):
-            raise ValueError("bad id")
-        return float(started_at), session_id
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise ApiError(
-            400, "invalid_cursor", "cursor: not a cursor this API gave out (use next_cursor as is)"
-        ) from None
-
-
-def encode_dead_cursor(row: DeadEventRow) -> str:
-    raw = orjson.dumps([row.received_at, row.id])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_dead_cursor(value: str) -> tuple[float, int]:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        received_at, row_id = orjson.loads(raw)
-        if isinstance(received_at, bool) or not isinstance(received_at, int | float):
-            raise ValueError("bad time")
-        if isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 <= row_id < 2**63:
-            raise ValueError("bad id")
-        return float(received_at), row_id
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise ApiError(
-            400, "invalid_cursor", "cursor: not a cursor this API gave out (use next_cursor as is)"
-        ) from None
 
 
 def dead_event_view(row: DeadEventRow) -> dict[str, Any]:
@@ -180,18 +108,13 @@ def parse_last_event_id(value: str | None) -> int | None:
 
 async def read_json(request: Request, *, required: bool) -> Any:
     """The JSON body (None when empty and not required); 400 when it is not JSON."""
-    declared = request.headers.get("content-length")
-    too_large = ApiError(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
-    length = ascii_int(declared)
-    if length is not None and length > MAX_BODY:
-        raise too_large
-    body = b""
     try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise too_large
-    except ClientDisconnect:
+        body = await request_body(request, MAX_BODY)
+    except PayloadTooLarge:
+        raise ApiError(
+            413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes"
+        ) from None
+    except ClientGone:
         raise ApiError(400, "bad_request", "the client went away") from None
     if not body.strip():
         if required:
@@ -203,266 +126,196 @@ async def read_json(request: Request, *, required: bool) -> Any:
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
 
 
-# -- routes ---------------------------------------------------------------------------------
+# -- handlers -------------------------------------------------------------------------------
 
 
-def api_routes(runtime: Runtime, hub: Hub, auth: Auth) -> list[BaseRoute]:
-    """The /api mount (behind the token) and /openapi.json (open: it holds no data)."""
-    store = runtime.store
-    forms = runtime.forms
+async def list_forms(request: Request) -> Response:
+    return json_response({"forms": [form_summary(f) for f in web(request).forms.values()]})
 
-    def handler(fn: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except ApiError as exc:
-                return exc.response()
 
-        endpoint.__name__ = fn.__name__
-        return endpoint
+async def get_form(request: Request) -> Response:
+    form = web(request).forms.get(request.path_params["id"])
+    if form is None:
+        raise ApiError(404, "not_found", "no such form")
+    return json_response(form_detail(form))
 
-    async def list_forms(request: Request) -> Response:
-        return json_response({"forms": [form_summary(f) for f in forms.values()]})
 
-    async def get_form(request: Request) -> Response:
-        form = forms.get(request.path_params["id"])
-        if form is None:
-            raise ApiError(404, "not_found", "no such form")
-        return json_response(form_detail(form))
+async def list_sessions(request: Request) -> Response:
+    ctx = web(request)
+    q = request.query_params
+    state = q.get("state")  # given empty: refused, as its enum says, not taken as absent
+    if state is not None and state not in STATES:
+        raise ApiError(400, "invalid_parameter", f"state: one of {', '.join(STATES)}")
+    since = parse_since(q["since"]) if "since" in q else None
+    limit = parse_limit(q.get("limit"))
+    before = SESSIONS.decode(q["cursor"]) if q.get("cursor") else None
+    form = q.get("form") or None
+    page, cursor = await SESSIONS.page(
+        lambda n: ctx.store.list_sessions(
+            state=state, form=form, since=since, limit=n, before=before
+        ),
+        limit,
+    )
+    forms = ctx.forms
+    return json_response(
+        {
+            "sessions": [session_summary(s, forms.get(s.form or "")) for s in page],
+            "next_cursor": cursor,
+        }
+    )
 
-    async def list_sessions(request: Request) -> Response:
-        q = request.query_params
-        state = q.get("state")  # given empty: refused, as its enum says, not taken as absent
-        if state is not None and state not in STATES:
-            raise ApiError(400, "invalid_parameter", f"state: one of {', '.join(STATES)}")
-        since = parse_since(q["since"]) if "since" in q else None
-        limit = parse_limit(q.get("limit"))
-        before = decode_cursor(q["cursor"]) if q.get("cursor") else None
-        page = await store.list_sessions(
-            state=state, form=q.get("form") or None, since=since, limit=limit + 1, before=before
-        )
-        more = len(page) > limit
-        page = page[:limit]
-        return json_response(
-            {
-                "sessions": [session_summary(s, forms.get(s.form or "")) for s in page],
-                "next_cursor": encode_cursor(page[-1]) if more and page else None,
-            }
-        )
 
-    async def load(session_id: str) -> Session:
-        session = await store.session(session_id)
-        if session is None:
-            raise ApiError(404, "not_found", "no such session")
-        return session
+async def _session(request: Request, session_id: str) -> Session:
+    session = await web(request).store.session(session_id)
+    if session is None:
+        raise ApiError(404, "not_found", "no such session")
+    return session
 
-    async def detail(session: Session) -> dict[str, Any]:
-        submission = None
-        deliveries: list[Any] = []
-        if session.submission_id:
-            submission = await store.submission(session.submission_id)
-            deliveries = await store.deliveries_for(session.submission_id)
-        commands = await store.commands_for(session.id)
-        return session_detail(
-            session,
-            forms.get(session.form or ""),
-            submission=submission,
-            deliveries=deliveries,
-            commands=commands,
-        )
 
-    async def get_session(request: Request) -> Response:
-        return json_response(await detail(await load(request.path_params["id"])))
+async def get_session(request: Request) -> Response:
+    session = await _session(request, request.path_params["id"])
+    return json_response(await web(request).session_view(session))
 
-    async def cancel_session(request: Request) -> Response:
-        session = await load(request.path_params["id"])
-        body = await read_json(request, required=False)
-        reason = "cancelled by operator"
-        if body is not None:
-            if not isinstance(body, dict):
-                raise ApiError(422, "invalid_body", "the body must be a JSON object")
-            unknown = set(body) - {"reason"}
-            if unknown:
-                raise ApiError(422, "invalid_body", f"unknown key(s): {', '.join(sorted(unknown))}")
-            given = body.get("reason")
-            if given is not None:
-                if not isinstance(given, str) or len(given) > 200:
-                    raise ApiError(
-                        422, "invalid_body", "reason: a string of at most 200 characters"
-                    )
-                reason = given.strip() or reason
-        if session.terminal:
-            raise ApiError(409, "already_finished", f"the session is already {session.state.value}")
-        ccid = session.call.call_control_id
-        await runtime.engine.handle(
-            E.Cancel(
-                id=f"~cancel:{uuid.uuid4()}", call_control_id=ccid, at=time.time(), reason=reason
-            )
-        )
-        log.info("session_cancelled", session_id=session.id, call_control_id=ccid)
-        return json_response(await detail(await load(session.id)), 202)
 
-    async def simulate(request: Request) -> Response:
-        sandbox = runtime.sandbox
-        if sandbox is None:
-            raise ApiError(
-                409,
-                "not_sandbox",
-                "simulated calls run only in sandbox mode; this server is live"
-                " (TELNYX_API_KEY is set)",
-            )
-        body = await read_json(request, required=True)
+async def cancel_session(request: Request) -> Response:
+    ctx = web(request)
+    session = await _session(request, request.path_params["id"])
+    body = await read_json(request, required=False)
+    reason = "cancelled by operator"
+    if body is not None:
         if not isinstance(body, dict):
             raise ApiError(422, "invalid_body", "the body must be a JSON object")
-        unknown = set(body) - {"form", "answers"}
+        unknown = set(body) - {"reason"}
         if unknown:
             raise ApiError(422, "invalid_body", f"unknown key(s): {', '.join(sorted(unknown))}")
-        form_id = body.get("form")
-        if not isinstance(form_id, str) or not form_id:
-            raise ApiError(422, "invalid_body", "form: the id of a form is required")
-        if form_id not in forms:
-            raise ApiError(404, "not_found", "no such form")
-        answers = body.get("answers")
-        if answers is not None and not isinstance(answers, dict):
-            raise ApiError(422, "invalid_body", "answers: a JSON object of field -> value")
-        try:
-            ccid = await sandbox.place_call(form_id, answers or None, forms[form_id].fields)
-        except ValueError as exc:  # ScriptError, pydantic's ValidationError
-            raise ApiError(422, "invalid_answers", f"answers: {str(exc)[:500]}") from None
-        session_id = None
-        deadline = time.monotonic() + SIMULATE_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            found = await runtime.engine.session_for_call(ccid)
-            if found is not None:
-                session_id = found.id
-                break
-            await asyncio.sleep(0.02)
-        return json_response(
-            {
-                "call_control_id": ccid,
-                "session_id": session_id,
-                "form": form_id,
-                "dashboard_url": f"/calls/{session_id}" if session_id else None,
-            },
-            202,
-        )
-
-    async def list_dead_events(request: Request) -> Response:
-        q = request.query_params
-        # a parameter given empty is refused, as its schema says, not taken as absent
-        since = parse_since(q["since"]) if "since" in q else None
-        limit = parse_limit(q.get("limit"))
-        before = decode_dead_cursor(q["cursor"]) if "cursor" in q else None
-        page = await store.list_dead_events(
-            event_type=q.get("type") or None, since=since, limit=limit + 1, before=before
-        )
-        more = len(page) > limit
-        page = page[:limit]
-        return json_response(
-            {
-                "dead_events": [dead_event_view(row) for row in page],
-                "next_cursor": encode_dead_cursor(page[-1]) if more and page else None,
-            }
-        )
-
-    async def events(request: Request) -> Response:
-        session_id = request.path_params.get("id")
-        if session_id is not None:
-            await load(session_id)
-        if hub.full():
-            raise ApiError(503, "too_many_streams", "too many live streams are open; retry later")
-        after = parse_last_event_id(
-            request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-        )
-
-        async def stream() -> AsyncIterator[ServerSentEvent]:
-            sub = hub.subscribe(session_id, after)
-            try:
-                yield ServerSentEvent(comment="collector live events", retry=2000)
-                async for event in sub.events():
-                    yield ServerSentEvent(data=event.data, id=str(event.id))
-            finally:
-                hub.unsubscribe(sub)
-
-        return EventSourceResponse(
-            stream(), ping=hub.ping_seconds, headers={"Cache-Control": "no-store"}
-        )
-
-    router = Router(
-        routes=[
-            Route("/forms", handler(list_forms), methods=["GET"]),
-            Route("/forms/{id}", handler(get_form), methods=["GET"]),
-            Route("/sessions", handler(list_sessions), methods=["GET"]),
-            Route("/sessions/{id}", handler(get_session), methods=["GET"]),
-            Route("/sessions/{id}/cancel", handler(cancel_session), methods=["POST"]),
-            Route("/sessions/{id}/events", handler(events), methods=["GET"]),
-            Route("/events", handler(events), methods=["GET"]),
-            Route("/events/dead", handler(list_dead_events), methods=["GET"]),
-            Route("/simulate", handler(simulate), methods=["POST"]),
-        ]
+        given = body.get("reason")
+        if given is not None:
+            if not isinstance(given, str) or len(given) > 200:
+                raise ApiError(422, "invalid_body", "reason: a string of at most 200 characters")
+            reason = given.strip() or reason
+    if session.terminal:
+        raise ApiError(409, "already_finished", f"the session is already {session.state.value}")
+    ccid = session.call.call_control_id
+    await ctx.runtime.engine.handle(
+        E.Cancel(id=f"~cancel:{uuid.uuid4()}", call_control_id=ccid, at=time.time(), reason=reason)
     )
-    document = openapi_document(list(forms))
+    log.info("session_cancelled", session_id=session.id, call_control_id=ccid)
+    return json_response(await ctx.session_view(await _session(request, session.id)), 202)
 
-    async def openapi(request: Request) -> Response:
-        return json_response(document)
 
+async def simulate(request: Request) -> Response:
+    ctx = web(request)
+    sandbox = ctx.runtime.sandbox
+    if sandbox is None:
+        raise ApiError(
+            409,
+            "not_sandbox",
+            "simulated calls run only in sandbox mode; this server is live (TELNYX_API_KEY is set)",
+        )
+    body = await read_json(request, required=True)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_body", "the body must be a JSON object")
+    unknown = set(body) - {"form", "answers"}
+    if unknown:
+        raise ApiError(422, "invalid_body", f"unknown key(s): {', '.join(sorted(unknown))}")
+    form_id = body.get("form")
+    if not isinstance(form_id, str) or not form_id:
+        raise ApiError(422, "invalid_body", "form: the id of a form is required")
+    forms = ctx.forms
+    if form_id not in forms:
+        raise ApiError(404, "not_found", "no such form")
+    answers = body.get("answers")
+    if answers is not None and not isinstance(answers, dict):
+        raise ApiError(422, "invalid_body", "answers: a JSON object of field -> value")
+    try:
+        ccid = await sandbox.place_call(form_id, answers or None, forms[form_id].fields)
+    except ValueError as exc:  # ScriptError, pydantic's ValidationError
+        raise ApiError(422, "invalid_answers", f"answers: {str(exc)[:500]}") from None
+    session_id = None
+    deadline = time.monotonic() + SIMULATE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        found = await ctx.runtime.engine.session_for_call(ccid)
+        if found is not None:
+            session_id = found.id
+            break
+        await asyncio.sleep(0.02)
+    return json_response(
+        {
+            "call_control_id": ccid,
+            "session_id": session_id,
+            "form": form_id,
+            "dashboard_url": f"/calls/{session_id}" if session_id else None,
+        },
+        202,
+    )
+
+
+async def list_dead_events(request: Request) -> Response:
+    store = web(request).store
+    q = request.query_params
+    # a parameter given empty is refused, as its schema says, not taken as absent
+    since = parse_since(q["since"]) if "since" in q else None
+    limit = parse_limit(q.get("limit"))
+    before = DEAD_EVENTS.decode(q["cursor"]) if "cursor" in q else None
+    event_type = q.get("type") or None
+    page, cursor = await DEAD_EVENTS.page(
+        lambda n: store.list_dead_events(
+            event_type=event_type, since=since, limit=n, before=before
+        ),
+        limit,
+    )
+    return json_response(
+        {"dead_events": [dead_event_view(row) for row in page], "next_cursor": cursor}
+    )
+
+
+async def events(request: Request) -> Response:
+    hub = web(request).hub
+    session_id = request.path_params.get("id")
+    if session_id is not None:
+        await _session(request, session_id)
+    if hub.full():
+        raise ApiError(503, "too_many_streams", "too many live streams are open; retry later")
+    after = parse_last_event_id(
+        request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    )
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        sub = hub.subscribe(session_id, after)
+        try:
+            yield ServerSentEvent(comment="collector live events", retry=2000)
+            async for event in sub.events():
+                yield ServerSentEvent(data=event.data, id=str(event.id))
+        finally:
+            hub.unsubscribe(sub)
+
+    return EventSourceResponse(
+        stream(), ping=hub.ping_seconds, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(web(request).openapi)
+
+
+API = Router(
+    routes=[
+        Route("/forms", list_forms, methods=["GET"]),
+        Route("/forms/{id}", get_form, methods=["GET"]),
+        Route("/sessions", list_sessions, methods=["GET"]),
+        Route("/sessions/{id}", get_session, methods=["GET"]),
+        Route("/sessions/{id}/cancel", cancel_session, methods=["POST"]),
+        Route("/sessions/{id}/events", events, methods=["GET"]),
+        Route("/events", events, methods=["GET"]),
+        Route("/events/dead", list_dead_events, methods=["GET"]),
+        Route("/simulate", simulate, methods=["POST"]),
+    ]
+)
+
+
+def api_routes(auth: Auth) -> list[BaseRoute]:
+    """The /api mount (behind the token) and /openapi.json (open: it holds no data)."""
     return [
-        Mount("/api", app=auth.protect_api(router)),
+        Mount("/api", app=auth.protect_api(API)),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    422: "unprocessable",
-}
-
-
-def _is_api(request: Request) -> bool:
-    path = request.url.path
-    return path == "/api" or path.startswith("/api/")
-
-
-def install_error_handlers(app: Any) -> None:
-    """Errors under /api answer {"error": {"code", "message"}}, never an HTML traceback."""
-    from starlette.exceptions import HTTPException
-    from starlette.responses import PlainTextResponse
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if not _is_api(request):
-            if exc.status_code in (204, 304):
-                return Response(status_code=exc.status_code, headers=exc.headers)
-            return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
-        if exc.status_code == 404 and request.app.state.auth.authenticated(request) is None:
-            # a path under /api that no route matches (one with a newline, say) reaches no
-            # guard: without credentials it learns no more than any other request
-            return unauthorized()
-        code = _CODES.get(exc.status_code, "error")
-        message = {
-            404: "no such API route (see /openapi.json)",
-            405: f"method {request.method} is not allowed here",
-        }.get(exc.status_code, str(exc.detail))
-        response = json_response(error_body(code, message), exc.status_code)
-        for key, value in (exc.headers or {}).items():
-            response.headers[key] = value
-        return response
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        log.error("request_failed", path=request.url.path, error=type(exc).__name__)
-        if _is_api(request):
-            return json_response(
-                error_body("internal_error", "the server failed to answer; see its log"), 500
-            )
-        return PlainTextResponse("Internal Server Error", status_code=500)
-
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, server_error)

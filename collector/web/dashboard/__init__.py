@@ -13,22 +13,21 @@ Sign out is a form button, and another origin's POST is refused as for the API),
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 import structlog
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from collector.web.api import ApiError, decode_cursor, encode_cursor
-from collector.web.auth import Auth
+from collector.web.api import ApiError
+from collector.web.api.pages import DEFAULT_LIMIT, SESSIONS
+from collector.web.body import ClientGone, PayloadTooLarge, request_body
+from collector.web.context import web
 from collector.web.dashboard import render as R
-from collector.web.presentation import STATES, form_summary, session_detail, session_summary
-
-if TYPE_CHECKING:
-    from collector.runtime import Runtime
+from collector.web.presentation import STATES, form_summary, session_summary
 
 __all__ = ["CSP", "dashboard_routes"]
 
@@ -46,7 +45,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-PAGE_SIZE = 50
+PAGE_SIZE = DEFAULT_LIMIT
+LOGIN_BODY_BYTES = 8192
 
 
 def html(content: str, status: int = 200) -> HTMLResponse:
@@ -60,201 +60,210 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def dashboard_routes(runtime: Runtime, auth: Auth) -> list[BaseRoute]:
-    store = runtime.store
-    forms = runtime.forms
-    sandbox = runtime.sandbox is not None
+def layout(request: Request, title: str, content: str, body_attrs: str = "") -> str:
+    nav = (
+        '<nav class="nav"><a href="/">Calls</a>'
+        '<a href="/openapi.json" class="muted">API</a>'
+        '<form method="post" action="/logout" class="inline">'
+        '<button type="submit" class="link">Sign out</button></form></nav>'
+    )
+    runtime = web(request).runtime
+    mode_title = (
+        "Sandbox: a built-in Telnyx simulator plays the calls"
+        if runtime.sandbox is not None
+        else "Live: calls go through Telnyx"
+    )
+    return R.page(
+        "base.html",
+        title=R.e(title),
+        body_attrs=body_attrs,
+        mode=R.e(runtime.mode),
+        mode_title=R.e(mode_title),
+        nav=nav,
+        content=content,
+    )
 
-    def layout(title: str, content: str, body_attrs: str = "") -> str:
-        nav = (
-            '<nav class="nav"><a href="/">Calls</a>'
-            '<a href="/openapi.json" class="muted">API</a>'
-            '<form method="post" action="/logout" class="inline">'
-            '<button type="submit" class="link">Sign out</button></form></nav>'
-        )
-        mode = runtime.mode
-        mode_title = (
-            "Sandbox: a built-in Telnyx simulator plays the calls"
-            if sandbox
-            else "Live: calls go through Telnyx"
-        )
-        return R.page(
-            "base.html",
-            title=R.e(title),
-            body_attrs=body_attrs,
-            mode=R.e(mode),
-            mode_title=R.e(mode_title),
-            nav=nav,
-            content=content,
-        )
 
-    def signed_in(request: Request) -> bool:
-        return auth.authenticated(request) is not None
+def signed_in(request: Request) -> bool:
+    return web(request).auth.authenticated(request) is not None
 
-    def to_login(request: Request) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
-    def not_found(message: str) -> Response:
-        return html(layout("Not found", R.page("notfound.html", message=R.e(message))), 404)
+def to_login(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
-    def filters_of(request: Request) -> dict[str, str]:
-        q = request.query_params
-        state = q.get("state", "")
-        return {
-            "state": state if state in STATES else "",
-            "form": q.get("form", "") if q.get("form", "") in forms else "",
-        }
 
-    async def calls_fragment(request: Request) -> str:
-        filters = filters_of(request)
-        before = None
-        cursor = request.query_params.get("cursor")
-        if cursor:
-            try:
-                before = decode_cursor(cursor)
-            except ApiError:
-                before = None
-        page = await store.list_sessions(
-            state=filters["state"] or None,
-            form=filters["form"] or None,
-            limit=PAGE_SIZE + 1,
-            before=before,
-        )
-        more = len(page) > PAGE_SIZE
-        page = page[:PAGE_SIZE]
-        views = [session_summary(s, forms.get(s.form or "")) for s in page]
-        return R.calls_table(views, encode_cursor(page[-1]) if more and page else None, filters)
+def not_found(request: Request, message: str) -> Response:
+    return html(layout(request, "Not found", R.page("notfound.html", message=R.e(message))), 404)
 
-    async def index(request: Request) -> Response:
-        if not signed_in(request):
-            return to_login(request)
-        filters = filters_of(request)
-        query = urlencode({k: v for k, v in filters.items() if v})
-        live = not request.query_params.get("cursor")
-        attrs = 'data-events="/api/events"' if live else ""
-        content = R.page(
-            "calls.html",
-            simulate=R.simulate_card([form_summary(f) for f in forms.values()]) if sandbox else "",
-            filters=R.filter_bar(filters, list(forms)),
-            fragment_url=R.e("/partials/calls" + (f"?{query}" if query else "")),
-            table=await calls_fragment(request),
-        )
-        return html(layout("Calls", content, attrs))
 
-    async def calls_partial(request: Request) -> Response:
-        if not signed_in(request):
-            return html("sign in first", 401)
-        return html(await calls_fragment(request))
+def filters_of(request: Request) -> dict[str, str]:
+    q = request.query_params
+    state = q.get("state", "")
+    return {
+        "state": state if state in STATES else "",
+        "form": q.get("form", "") if q.get("form", "") in web(request).forms else "",
+    }
 
-    async def call_view(session_id: str) -> dict[str, Any] | None:
-        session = await store.session(session_id)
-        if session is None:
-            return None
-        submission = None
-        deliveries: list[Any] = []
-        if session.submission_id:
-            submission = await store.submission(session.submission_id)
-            deliveries = await store.deliveries_for(session.submission_id)
-        return session_detail(
-            session, forms.get(session.form or ""), submission=submission, deliveries=deliveries
-        )
 
-    async def call_page(request: Request) -> Response:
-        if not signed_in(request):
-            return to_login(request)
-        session_id = request.path_params["id"]
-        view = await call_view(session_id)
-        if view is None:
-            return not_found(
-                "There is no call with this id (finished calls are purged after"
-                " the retention period)."
-            )
-        sid = R.e(view["id"])
-        content = R.page(
-            "call.html",
-            fragment_url=f"/partials/calls/{sid}",
-            panels=R.call_panels(view),
-        )
-        attrs = f'data-events="/api/sessions/{sid}/events"'
-        return html(layout(view.get("form_title") or "Call", content, attrs))
-
-    async def call_partial(request: Request) -> Response:
-        if not signed_in(request):
-            return html("sign in first", 401)
-        view = await call_view(request.path_params["id"])
-        if view is None:
-            return html("no such call", 404)
-        return html(R.call_panels(view))
-
-    def login_page(next_path: str, error: str = "", status: int = 200) -> Response:
-        err = f'<p class="error" role="alert">{R.e(error)}</p>' if error else ""
-        return html(R.page("login.html", error=err, next=R.e(next_path)), status)
-
-    def signed_in_redirect(request: Request, next_path: str) -> Response:
-        response = RedirectResponse(next_path, status_code=303)
-        auth.set_cookie(response, request)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
-
-    def too_many(next_path: str, wait: int) -> Response:
-        response = login_page(
-            next_path, f"Too many sign-in attempts from here; try again in {wait} s.", 429
-        )
-        response.headers["Retry-After"] = str(wait)
-        return response
-
-    def refused(address: str, via: str) -> None:
-        """Count a failed sign-in against its address and log it (never the token)."""
-        failures = auth.sign_ins.failed(address)
-        log.warning("sign_in_failed", client=address, via=via, failures=failures)
-
-    async def login(request: Request) -> Response:
-        next_path = safe_next(request.query_params.get("next"))
-        token: str | None
-        if request.method == "GET":
-            token = request.query_params.get("token")
-            if token is None:
-                if signed_in(request):
-                    return RedirectResponse(next_path, status_code=303)
-                return login_page(next_path)
-        # rate-limited per address (uvicorn takes it from X-Forwarded-For only when the
-        # proxy is trusted, loopback by default: FORWARDED_ALLOW_IPS)
-        address = request.client.host if request.client else "unknown"
-        wait = auth.sign_ins.retry_after(address)
-        if wait is not None:
-            return too_many(next_path, wait)
-        if request.method == "GET":
-            if auth.token_ok(token):
-                return signed_in_redirect(request, next_path)
-            refused(address, "link")
-            return login_page(next_path, "That sign-in link's token is not right.", 401)
+async def calls_fragment(request: Request) -> str:
+    ctx = web(request)
+    filters = filters_of(request)
+    before = None
+    cursor = request.query_params.get("cursor")
+    if cursor:
         try:
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > 8192:
-                    return login_page(next_path, "That request is too large.", 413)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        next_path = safe_next((fields.get("next") or [next_path])[0])
-        token = (fields.get("token") or [""])[0]
+            before = SESSIONS.decode(cursor)
+        except ApiError:
+            before = None
+    page, next_cursor = await SESSIONS.page(
+        lambda n: ctx.store.list_sessions(
+            state=filters["state"] or None, form=filters["form"] or None, limit=n, before=before
+        ),
+        PAGE_SIZE,
+    )
+    views = [session_summary(s, ctx.forms.get(s.form or "")) for s in page]
+    return R.calls_table(views, next_cursor, filters)
+
+
+async def index(request: Request) -> Response:
+    if not signed_in(request):
+        return to_login(request)
+    runtime = web(request).runtime
+    forms = runtime.forms
+    filters = filters_of(request)
+    query = urlencode({k: v for k, v in filters.items() if v})
+    live = not request.query_params.get("cursor")
+    attrs = 'data-events="/api/events"' if live else ""
+    content = R.page(
+        "calls.html",
+        simulate=R.simulate_card([form_summary(f) for f in forms.values()])
+        if runtime.sandbox is not None
+        else "",
+        filters=R.filter_bar(filters, list(forms)),
+        fragment_url=R.e("/partials/calls" + (f"?{query}" if query else "")),
+        table=await calls_fragment(request),
+    )
+    return html(layout(request, "Calls", content, attrs))
+
+
+async def calls_partial(request: Request) -> Response:
+    if not signed_in(request):
+        return html("sign in first", 401)
+    return html(await calls_fragment(request))
+
+
+async def call_view(request: Request) -> dict[str, Any] | None:
+    ctx = web(request)
+    session = await ctx.store.session(request.path_params["id"])
+    if session is None:
+        return None
+    return await ctx.session_view(session, commands=False)
+
+
+async def call_page(request: Request) -> Response:
+    if not signed_in(request):
+        return to_login(request)
+    view = await call_view(request)
+    if view is None:
+        return not_found(
+            request,
+            "There is no call with this id (finished calls are purged after the retention period).",
+        )
+    sid = R.e(view["id"])
+    content = R.page(
+        "call.html",
+        fragment_url=f"/partials/calls/{sid}",
+        panels=R.call_panels(view),
+    )
+    attrs = f'data-events="/api/sessions/{sid}/events"'
+    return html(layout(request, view.get("form_title") or "Call", content, attrs))
+
+
+async def call_partial(request: Request) -> Response:
+    if not signed_in(request):
+        return html("sign in first", 401)
+    view = await call_view(request)
+    if view is None:
+        return html("no such call", 404)
+    return html(R.call_panels(view))
+
+
+def login_page(next_path: str, error: str = "", status: int = 200) -> Response:
+    err = f'<p class="error" role="alert">{R.e(error)}</p>' if error else ""
+    return html(R.page("login.html", error=err, next=R.e(next_path)), status)
+
+
+def signed_in_redirect(request: Request, next_path: str) -> Response:
+    response = RedirectResponse(next_path, status_code=303)
+    web(request).auth.set_cookie(response, request)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def too_many(next_path: str, wait: int) -> Response:
+    response = login_page(
+        next_path, f"Too many sign-in attempts from here; try again in {wait} s.", 429
+    )
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def refused(request: Request, address: str, via: str) -> None:
+    """Count a failed sign-in against its address and log it (never the token)."""
+    failures = web(request).auth.sign_ins.failed(address)
+    log.warning("sign_in_failed", client=address, via=via, failures=failures)
+
+
+async def login(request: Request) -> Response:
+    auth = web(request).auth
+    next_path = safe_next(request.query_params.get("next"))
+    token: str | None
+    if request.method == "GET":
+        token = request.query_params.get("token")
+        if token is None:
+            if signed_in(request):
+                return RedirectResponse(next_path, status_code=303)
+            return login_page(next_path)
+    # rate-limited per address (uvicorn takes it from X-Forwarded-For only when the
+    # proxy is trusted, loopback by default: FORWARDED_ALLOW_IPS)
+    address = request.client.host if request.client else "unknown"
+    wait = auth.sign_ins.retry_after(address)
+    if wait is not None:
+        return too_many(next_path, wait)
+    if request.method == "GET":
         if auth.token_ok(token):
             return signed_in_redirect(request, next_path)
-        refused(address, "form")
-        return login_page(next_path, "That token is not right.", 401)
+        refused(request, address, "link")
+        return login_page(next_path, "That sign-in link's token is not right.", 401)
+    try:
+        body = await request_body(request, LOGIN_BODY_BYTES)
+    except PayloadTooLarge:
+        return login_page(next_path, "That request is too large.", 413)
+    except ClientGone:
+        return Response(status_code=400)
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    next_path = safe_next((fields.get("next") or [next_path])[0])
+    token = (fields.get("token") or [""])[0]
+    if auth.token_ok(token):
+        return signed_in_redirect(request, next_path)
+    refused(request, address, "form")
+    return login_page(next_path, "That token is not right.", 401)
 
-    async def logout(request: Request) -> Response:
-        # POST only (a GET answers 405), and, as for the API's cookie-authenticated POSTs,
-        # never from another origin: no other site can sign an operator out
-        if auth.cross_origin(request):
-            return html("cross-origin request refused", 403)
-        response = RedirectResponse("/login", status_code=303)
-        auth.clear_cookie(response, request)
-        return response
 
+async def logout(request: Request) -> Response:
+    # POST only (a GET answers 405), and, as for the API's cookie-authenticated POSTs,
+    # never from another origin: no other site can sign an operator out
+    if web(request).auth.cross_origin(request):
+        return html("cross-origin request refused", 403)
+    response = RedirectResponse("/login", status_code=303)
+    web(request).auth.clear_cookie(response, request)
+    return response
+
+
+def dashboard_routes() -> list[BaseRoute]:
+    """The dashboard's pages, fragments, sign-in and static files."""
     return [
         Route("/", index, methods=["GET"]),
         Route("/calls/{id}", call_page, methods=["GET"]),
