@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from collector import logs
 
 
 class Metrics:
@@ -87,6 +89,7 @@ class Metrics:
         registry = CollectorRegistry()
         registry.register(_Snapshot(sessions, counts, oldest))
         registry.register(_Memory(self.memory_sources, self.memory_limits))
+        registry.register(_DroppedLogLines())
         return generate_latest(self.registry) + generate_latest(registry)
 
 
@@ -119,6 +122,17 @@ class _Snapshot:
             "collector_oldest_pending_delivery_seconds",
             "Age of the oldest delivery not yet delivered",
             value=age,
+        )
+
+
+class _DroppedLogLines:
+    """The log lines this process could not write (collector.logs counts them)."""
+
+    def collect(self) -> Any:
+        yield CounterMetricFamily(
+            "collector_log_lines_dropped",
+            "Log lines dropped because stderr could not be written (full disk, closed pipe)",
+            value=logs.dropped_lines(),
         )
 
 
