@@ -7,7 +7,7 @@ import json
 
 from collector.core.session import commands as C
 from collector.core.session import events as E
-from collector.core.session.model import State
+from collector.core.session.model import ClosingPhase, DeadlineKind, GatherKind, State
 from collector.core.session.step import RECONCILE_RETRY_SECONDS, StepBase
 from collector.core.session.submission import build_submission
 from collector.core.session.wording import label, speech_seconds
@@ -21,7 +21,7 @@ class ClosingSteps(StepBase):
             return
         assert self.form is not None
         g = self.s.gather
-        if g is not None and g.kind == "ai" and self.s.partial:
+        if g is not None and g.kind == GatherKind.AI and self.s.partial:
             # the gather never ended: keep what the partial results offered
             for name in g.fields:
                 if name in self.s.partial:
@@ -35,7 +35,7 @@ class ClosingSteps(StepBase):
         self.s.outcome = status
         self.s.ended_at = self.at
         self.set_state(state or State(status))
-        if self.s.deadline_kind == "grace":
+        if self.s.deadline_kind == DeadlineKind.GRACE:
             self.set_deadline(None, None)
         submission = build_submission(self.s, self.form, status, self.at)
         self.s.submission_id = submission["submission_id"]
@@ -73,9 +73,9 @@ class ClosingSteps(StepBase):
             {"messages": [{"role": "system", "content": note[:3000]}]},
             kind="assistant",
         )
-        self.s.closing_phase = "assistant"
+        self.s.closing_phase = ClosingPhase.ASSISTANT
         if after.max_seconds:
-            self.set_deadline("assistant", self.at + after.max_seconds)
+            self.set_deadline(DeadlineKind.ASSISTANT, self.at + after.max_seconds)
         self.change("assistant")
 
     def stop_assistant(self, message_key: str) -> None:
@@ -89,19 +89,22 @@ class ClosingSteps(StepBase):
             self.hangup()
             return
         self.command(C.SPEAK, {"payload": text, **self.voice()}, kind="goodbye")
-        self.s.closing_phase = "goodbye"
+        self.s.closing_phase = ClosingPhase.GOODBYE
         delay = min(self.policy.closing_speech_max_seconds, speech_seconds(text))
-        self.set_deadline("speech", self.at + delay)
+        self.set_deadline(DeadlineKind.SPEECH, self.at + delay)
 
     def hangup(self) -> None:
-        if self.s.closing_phase in ("hangup", "done") or not self.s.call_alive:
+        if (
+            self.s.closing_phase in (ClosingPhase.HANGUP, ClosingPhase.DONE)
+            or not self.s.call_alive
+        ):
             return
         self.command(C.HANGUP, kind="hangup")
-        self.s.closing_phase = "hangup"
+        self.s.closing_phase = ClosingPhase.HANGUP
         self.set_deadline(None, None)
 
     def on_speak_ended(self, ev: E.SpeakEnded) -> None:
-        if self.s.closing_phase == "goodbye":
+        if self.s.closing_phase == ClosingPhase.GOODBYE:
             self.hangup()
 
     def on_hangup(self, ev: E.CallHangup) -> None:
@@ -110,40 +113,40 @@ class ClosingSteps(StepBase):
         self.s.hangup_cause = ev.cause
         self.change("call")
         if self.s.terminal:
-            self.s.closing_phase = "done"
+            self.s.closing_phase = ClosingPhase.DONE
             return
         if not was_alive and self.s.state == State.CLOSING:
             return
         if self.form is None:
             self.set_state(State.FAILED)
-            self.s.closing_phase = "done"
+            self.s.closing_phase = ClosingPhase.DONE
             return
         g = self.s.gather
-        if g is not None and g.kind == "ai" and self.s.state == State.GATHERING:
+        if g is not None and g.kind == GatherKind.AI and self.s.state == State.GATHERING:
             self.set_state(State.CLOSING)
-            self.set_deadline("grace", self.at + self.policy.hangup_grace_seconds)
+            self.set_deadline(DeadlineKind.GRACE, self.at + self.policy.hangup_grace_seconds)
             return
         self.finalize("abandoned")
-        self.s.closing_phase = "done"
+        self.s.closing_phase = ClosingPhase.DONE
 
     def on_timer(self, ev: E.Timer) -> None:
         s = self.s
         if ev.kind != s.deadline_kind or s.deadline is None or abs(ev.due - s.deadline) > 1e-6:
             return  # a timer that was replaced or already handled
         self.set_deadline(None, None)
-        if ev.kind == "grace":
+        if ev.kind == DeadlineKind.GRACE:
             if s.state == State.CLOSING:
                 self.finalize("abandoned")
-                s.closing_phase = "done"
-        elif ev.kind == "speech":
-            if s.closing_phase == "goodbye":
+                s.closing_phase = ClosingPhase.DONE
+        elif ev.kind == DeadlineKind.SPEECH:
+            if s.closing_phase == ClosingPhase.GOODBYE:
                 self.hangup()
-        elif ev.kind == "assistant":
-            if s.closing_phase == "assistant" and s.call_alive:
+        elif ev.kind == DeadlineKind.ASSISTANT:
+            if s.closing_phase == ClosingPhase.ASSISTANT and s.call_alive:
                 self.stop_assistant("goodbye")
-        elif ev.kind == "timeout":
+        elif ev.kind == DeadlineKind.TIMEOUT:
             self.command(C.RETRIEVE_STATUS)
-            self.set_deadline("timeout", self.at + RECONCILE_RETRY_SECONDS)
+            self.set_deadline(DeadlineKind.TIMEOUT, self.at + RECONCILE_RETRY_SECONDS)
 
     def on_call_status(self, ev: E.CallStatus) -> None:
         if not ev.alive:
@@ -153,14 +156,14 @@ class ClosingSteps(StepBase):
         self.s.call_alive = False
         self.change("call")
         if self.s.terminal:
-            self.s.closing_phase = "done"
+            self.s.closing_phase = ClosingPhase.DONE
             self.set_deadline(None, None)
             return
         if self.form is None:
             self.set_state(State.FAILED)
             return
         self.finalize("abandoned")
-        self.s.closing_phase = "done"
+        self.s.closing_phase = ClosingPhase.DONE
 
     def on_command_failed(self, ev: E.CommandFailed) -> None:
         self.note("command_failed", action=ev.action, code=ev.code, detail=ev.detail[:300])
@@ -168,21 +171,21 @@ class ClosingSteps(StepBase):
             self.call_gone()
             return
         if self.s.terminal:
-            if ev.action == C.SPEAK and self.s.closing_phase == "goodbye":
+            if ev.action == C.SPEAK and self.s.closing_phase == ClosingPhase.GOODBYE:
                 self.hangup()
             return
         g = self.s.gather
         if (
             ev.action == C.GATHER_USING_AI
             and g is not None
-            and g.kind == "ai"
+            and g.kind == GatherKind.AI
             and g.seq == ev.seq
-            and g.tries == 0
+            and g.refusals == 0
             and self.form is not None
         ):
             # Telnyx may refuse a gather while another still runs: stop it, ask once more.
             self.command(C.GATHER_STOP, kind="stop")
-            g.tries += 1
+            g.refusals += 1
             names = list(g.fields)
             params = (
                 self.form.parameters
@@ -191,7 +194,7 @@ class ClosingSteps(StepBase):
             )
             self.start_ai_gather(names, params, greeting=None)
             assert self.s.gather is not None
-            self.s.gather.tries = 1
+            self.s.gather.refusals = 1
             return
         if self.form is None:
             self.set_state(State.FAILED)
@@ -201,7 +204,7 @@ class ClosingSteps(StepBase):
 
     def on_cancel(self, ev: E.Cancel) -> None:
         if self.s.terminal:
-            if self.s.closing_phase == "assistant" and self.s.call_alive:
+            if self.s.closing_phase == ClosingPhase.ASSISTANT and self.s.call_alive:
                 self.note("cancelled", reason=ev.reason)
                 self.stop_assistant("cancelled")
             return

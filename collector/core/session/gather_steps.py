@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from collector.core.session import commands as C
 from collector.core.session import events as E
-from collector.core.session.model import FieldState, Gather, Message, State
+from collector.core.session.model import FieldState, Gather, GatherKind, Message, State
 from collector.core.session.step import StepBase
 from collector.core.session.wording import reask_greeting
 
@@ -50,7 +50,7 @@ class GatherSteps(StepBase):
     ) -> None:
         assert self.form is not None
         self.s.attempt += 1
-        self.s.gather = Gather(kind="ai", attempt=self.s.attempt, fields=names)
+        self.s.gather = Gather(kind=GatherKind.AI, attempt=self.s.attempt, fields=names)
         self.set_state(State.GATHERING)
         history = [
             {"role": m.role, "content": m.content}
@@ -58,14 +58,14 @@ class GatherSteps(StepBase):
             if m.role in ("assistant", "user") and m.content
         ]
         body = ai_gather_body(self.form, parameters, greeting, history)
-        self.command(C.GATHER_USING_AI, body, kind="ai")
+        self.command(C.GATHER_USING_AI, body, kind=GatherKind.AI)
         self.s.gather.seq = self.s.command_seq
         self.change("gather")
 
     def current_ai_attempt(self, ev: E.Event) -> bool:
         """Whether an AI-gather webhook belongs to the gather that is running now."""
         g = self.s.gather
-        if g is None or g.kind != "ai":
+        if g is None or g.kind != GatherKind.AI:
             return False
         cs = ev.client_state
         if cs is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from collector.core.session import commands as C
 from collector.core.session import events as E
-from collector.core.session.model import FieldState, Gather, Message, State
+from collector.core.session.model import FieldState, Gather, GatherKind, Message, State
 from collector.core.session.step import StepBase
 from collector.core.session.wording import coerce_digits, confirm_readback, keypad_prompt, label
 
@@ -34,7 +34,7 @@ class KeypadSteps(StepBase):
         spec = self.form.fields[name]
         dtmf = spec.options.dtmf
         assert dtmf is not None
-        self.s.gather = Gather(kind="keypad", attempt=self.s.attempt, fields=[name])
+        self.s.gather = Gather(kind=GatherKind.KEYPAD, attempt=self.s.attempt, fields=[name])
         self.set_state(State.KEYPAD)
         digits: dict[str, Any] = {
             k: v
@@ -54,19 +54,19 @@ class KeypadSteps(StepBase):
             body = {"audio_url": dtmf.audio_url, **digits}
             if dtmf.invalid_audio_url:
                 body["invalid_audio_url"] = dtmf.invalid_audio_url
-            self.command(C.GATHER_USING_AUDIO, body, kind="keypad")
+            self.command(C.GATHER_USING_AUDIO, body, kind=GatherKind.KEYPAD)
         else:
             body = {"payload": prompt, **self.voice(), **digits}
             if dtmf.invalid_prompt:
                 body["invalid_payload"] = dtmf.invalid_prompt
-            self.command(C.GATHER_USING_SPEAK, body, kind="keypad")
+            self.command(C.GATHER_USING_SPEAK, body, kind=GatherKind.KEYPAD)
         self.s.gather.seq = self.s.command_seq
         self.s.transcript.append(Message(role="assistant", content=prompt, attempt=self.s.attempt))
         self.change("gather", "transcript")
 
     def on_keypad_ended(self, ev: E.KeypadGatherEnded) -> None:
         g = self.s.gather
-        if self.s.terminal or g is None or g.kind not in ("keypad", "confirm", "choose"):
+        if self.s.terminal or g is None or g.kind == GatherKind.AI:
             return
         cs = ev.client_state
         if cs is not None and cs.session_id == self.s.id and cs.kind not in ("", g.kind):
@@ -76,9 +76,9 @@ class KeypadSteps(StepBase):
             self.s.gather = None
             self.finalize("abandoned")
             return
-        if g.kind == "keypad":
+        if g.kind == GatherKind.KEYPAD:
             self.keypad_value(g.fields[0], ev)
-        elif g.kind == "confirm":
+        elif g.kind == GatherKind.CONFIRM:
             self.confirm_answer(ev)
         else:
             self.choose_answer(ev)
@@ -113,7 +113,7 @@ class KeypadSteps(StepBase):
         if confirm is None:
             self.finalize("completed")
             return
-        self.s.gather = Gather(kind="confirm", attempt=self.s.attempt)
+        self.s.gather = Gather(kind=GatherKind.CONFIRM, attempt=self.s.attempt)
         self.set_state(State.CONFIRMING)
         payload = confirm_readback(self.form, self.s.fields, self.messages)
         body = {
@@ -126,7 +126,7 @@ class KeypadSteps(StepBase):
         }
         if self.messages.get("confirm_invalid"):
             body["invalid_payload"] = self.messages["confirm_invalid"]
-        self.command(C.GATHER_USING_SPEAK, body, kind="confirm")
+        self.command(C.GATHER_USING_SPEAK, body, kind=GatherKind.CONFIRM)
         self.s.gather.seq = self.s.command_seq
         self.s.transcript.append(Message(role="assistant", content=payload, attempt=self.s.attempt))
         self.change("gather", "transcript")
@@ -180,8 +180,8 @@ class KeypadSteps(StepBase):
             option.replace("{field}", label(self.form, name)).replace("{digit}", str(i + 1))
             for i, name in enumerate(choices)
         )
-        self.s.gather = Gather(kind="choose", attempt=self.s.attempt, fields=choices)
-        self.command(C.SPEAK, {"payload": menu[:3000], **self.voice()}, kind="choose")
+        self.s.gather = Gather(kind=GatherKind.CHOOSE, attempt=self.s.attempt, fields=choices)
+        self.command(C.SPEAK, {"payload": menu[:3000], **self.voice()}, kind=GatherKind.CHOOSE)
         self.command(
             C.GATHER,
             {
@@ -190,7 +190,7 @@ class KeypadSteps(StepBase):
                 "valid_digits": "".join(str(i + 1) for i in range(len(choices))),
                 "timeout_millis": 15000,
             },
-            kind="choose",
+            kind=GatherKind.CHOOSE,
         )
         self.s.gather.seq = self.s.command_seq
         self.s.transcript.append(Message(role="assistant", content=menu, attempt=self.s.attempt))

@@ -1,11 +1,26 @@
-"""The Session: everything known about one call's form, as a serialisable value."""
+"""The Session: everything known about one call's form, as a serialisable value.
+
+The counts keep one word each:
+
+* attempt: one AI gather of the session, numbered from 1. `Session.attempt` is the latest;
+  a `Gather`, a transcript `Message` and our `client_state` carry the one they belong to.
+  The submission's `attempts` is how many there were.
+* a field's `attempts`: how many asks (AI gathers and keypad entries) went to that field;
+  the form's `max_attempts` bounds them.
+* correction: a read-back answered with 2, which asks fields again (`Session.corrections`,
+  bounded by `confirm.max_corrections`).
+* refusal: Telnyx refusing a gather's command, which is then stopped and issued once more
+  (`Gather.refusals`).
+
+(The outbox's `retry`, the sends of one command under a fresh id, is not a session count.)
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 _M = TypeVar("_M", bound=BaseModel)
 _set = object.__setattr__
@@ -26,21 +41,51 @@ def _shallow(model: _M, changes: dict[str, Any]) -> _M:
 
 
 class State(StrEnum):
-    """Session states, pinned by DESIGN.md. The last four are terminal."""
+    """Where a session is (decide.TRANSITIONS says what each event does in each).
 
-    INITIATED = "initiated"
-    ANSWERED = "answered"
-    GATHERING = "gathering"
-    KEYPAD = "keypad"
-    CONFIRMING = "confirming"
-    CLOSING = "closing"
+    The last four are terminal: the session has its outcome and never changes its data
+    again (its `closing_phase` follows the rest of the call)."""
+
+    INITIATED = "initiated"  # the call rings; we answer an incoming one
+    ANSWERED = "answered"  # passed through within call.answered's step, never stored
+    GATHERING = "gathering"  # an AI gather runs (the first, a re-ask or a follow-up)
+    KEYPAD = "keypad"  # a keypad entry of one field is pending
+    CONFIRMING = "confirming"  # the read-back, or the choice of field to correct, is pending
+    CLOSING = "closing"  # hung up mid-gather: waiting hangup_grace_seconds for the result
     COMPLETED = "completed"
     INCOMPLETE = "incomplete"
     ABANDONED = "abandoned"
-    FAILED = "failed"
+    FAILED = "failed"  # no form, or Telnyx refused a command for good
 
 
 TERMINAL = frozenset({State.COMPLETED, State.INCOMPLETE, State.ABANDONED, State.FAILED})
+
+
+class GatherKind(StrEnum):
+    """What the running gather asks (a live session's sub-state)."""
+
+    AI = "ai"  # gather_using_ai: state gathering (or closing)
+    KEYPAD = "keypad"  # one field's digits: state keypad
+    CONFIRM = "confirm"  # the read-back, 1 to confirm or 2 to correct: state confirming
+    CHOOSE = "choose"  # which field to correct, one digit: state confirming
+
+
+class ClosingPhase(StrEnum):
+    """How far the end of the call has got (a terminal session's sub-state)."""
+
+    GOODBYE = "goodbye"  # the closing speech plays; its end (or the speech deadline) hangs up
+    ASSISTANT = "assistant"  # handed off to the form's AI assistant (`after`)
+    HANGUP = "hangup"  # our hangup is sent
+    DONE = "done"  # the call is over
+
+
+class DeadlineKind(StrEnum):
+    """What `Session.deadline` is for; the shell feeds it back as a Timer of that kind."""
+
+    GRACE = "grace"  # closing: how long a late ai_gather.ended may take
+    SPEECH = "speech"  # goodbye: the closing speech's estimated length
+    ASSISTANT = "assistant"  # the hand-off's max_seconds
+    TIMEOUT = "timeout"  # silence: look the call up (retrieve_status)
 
 
 class CallInfo(BaseModel):
@@ -80,11 +125,12 @@ class Message(BaseModel):
 class Gather(BaseModel):
     """The gather currently running on the call, if any."""
 
-    kind: str  # "ai" | "keypad" | "confirm" | "choose"
+    kind: GatherKind
     attempt: int
     fields: list[str] = Field(default_factory=list)
-    seq: int = 0
-    tries: int = 0
+    seq: int = 0  # the command that started it
+    # Telnyx refused its command this many times (stored as `tries` before)
+    refusals: int = Field(default=0, validation_alias=AliasChoices("refusals", "tries"))
 
 
 class Session(BaseModel):
@@ -107,10 +153,10 @@ class Session(BaseModel):
     event_ids: list[str] = Field(default_factory=list)
     command_seq: int = 0
     deadline: float | None = None
-    deadline_kind: str | None = None
+    deadline_kind: DeadlineKind | None = None
     call_alive: bool = True
     hangup_cause: str | None = None
-    closing_phase: str | None = None  # "goodbye" while the closing speech plays, "hungup" after
+    closing_phase: ClosingPhase | None = None
     outcome: str | None = None
     submission_id: str | None = None
     corrections: int = 0

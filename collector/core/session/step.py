@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from collector.core.session import commands as C
 from collector.core.session import events as E
 from collector.core.session.client_state import encode
-from collector.core.session.model import Session, State
+from collector.core.session.model import ClosingPhase, DeadlineKind, Session, State
 
 if TYPE_CHECKING:
     from collector.core.forms import Form
@@ -92,21 +92,21 @@ class StepBase:
             self.s.state = state
             self.change("state")
 
-    def set_deadline(self, kind: str | None, at: float | None) -> None:
+    def set_deadline(self, kind: DeadlineKind | None, at: float | None) -> None:
         self.s.deadline_kind = kind
         self.s.deadline = at
 
     def _schedule_timeout(self) -> None:
         """Without a nearer deadline, the session times out after a silence."""
         s = self.s
-        if s.terminal and (s.closing_phase == "done" or not s.call_alive):
+        if s.terminal and (s.closing_phase == ClosingPhase.DONE or not s.call_alive):
             self.set_deadline(None, None)
             return
-        if s.deadline_kind in ("grace", "speech", "assistant"):
+        if s.deadline_kind in (DeadlineKind.GRACE, DeadlineKind.SPEECH, DeadlineKind.ASSISTANT):
             return
-        if s.deadline_kind == "timeout" and isinstance(self.event, E.Timer):
+        if s.deadline_kind == DeadlineKind.TIMEOUT and isinstance(self.event, E.Timer):
             return  # just re-armed by the reconcile
-        self.set_deadline("timeout", self.at + self.policy.session_timeout_seconds)
+        self.set_deadline(DeadlineKind.TIMEOUT, self.at + self.policy.session_timeout_seconds)
 
     def voice(self) -> dict[str, Any]:
         body: dict[str, Any] = {"voice": self.policy.default_voice}
