@@ -62,15 +62,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from collector.errors import ScriptError
+
 __all__ = ["RICH_KEYS", "CallScript", "ScriptError"]
 
 RICH_KEYS = frozenset({"answers", "attempts", "silent", "keypad", "say", "hangup", "hangup_after"})
 # keypad script keys that name a step of the call, not a field
 KEYPAD_STEPS = frozenset({"confirm", "choose"})
-
-
-class ScriptError(ValueError):
-    """A caller script that cannot be read."""
 
 
 class CallScript(BaseModel):

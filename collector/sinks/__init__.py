@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from collector.errors import DeliveryError as DeliveryError  # raised by sinks, from here
+
 
 @runtime_checkable
 class Sink(Protocol):
@@ -26,14 +28,6 @@ class Sink(Protocol):
     """
 
     async def deliver(self, submission: dict[str, Any]) -> None: ...
-
-
-class DeliveryError(Exception):
-    """A delivery failed; `retryable` says whether trying again can help."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 SinkFactory = Callable[..., Sink]

@@ -16,26 +16,9 @@ from telnyx._utils import path_template
 
 from collector.adapters.telephony.transport import CommandHttpClient
 from collector.core.session.commands import RETRIEVE_STATUS
+from collector.errors import CommandRejected, CommandTransient
 
-GONE_CODES = frozenset({"90018", "90015"})  # call has already ended / invalid call control id
-
-
-class CommandRejected(Exception):
-    """Telnyx refused the command for good (a 4xx other than 408/409/429)."""
-
-    def __init__(self, status: int, code: str | None, detail: str) -> None:
-        super().__init__(f"{status} {code or ''} {detail}".strip())
-        self.status = status
-        self.code = code
-        self.detail = detail
-
-    @property
-    def call_gone(self) -> bool:
-        return self.code in GONE_CODES or self.status == 404
-
-
-class CommandTransient(Exception):
-    """The command may not have arrived: a timeout, a connection error, 429 or 5xx."""
+__all__ = ["CommandRejected", "CommandTransient", "TelnyxControl", "make_client"]
 
 
 def _error_parts(exc: telnyx.APIStatusError) -> tuple[str | None, str]:

@@ -27,6 +27,7 @@ from collector.core.forms.vocabulary import (
     dtmf_problem,
 )
 from collector.core.pointer import escape, join
+from collector.errors import FormsInvalid  # raised here; collector.core.forms exports it
 
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 DIALECTS = frozenset(
@@ -53,14 +54,6 @@ class FormProblem:
 
     def __str__(self) -> str:
         return f"{self.file}: {self.pointer or '/'}: {self.message}"
-
-
-class FormsInvalid(Exception):
-    """The forms cannot be used; `problems` lists every problem found."""
-
-    def __init__(self, problems: list[FormProblem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 class FormRegistry(Mapping[str, Form]):
