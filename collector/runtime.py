@@ -1,8 +1,12 @@
 """The composition root: builds every part from Settings and wires them together.
 
 `build_runtime()` checks the whole world before anything starts (forms, sinks, the live
-mode's keys) and raises ConfigurationError listing every problem. `Runtime.start()` and
-`Runtime.stop()` are the server's lifespan.
+mode's keys) and raises ConfigurationError listing every problem; it builds the store, the
+engine and the sandbox. `Runtime.start()` and `Runtime.stop()` are the server's lifespan:
+start() makes the command client and the workers (outbox, delivery, timers) and wires
+them to the engine's decisions. This is the one module, besides the CLI, that names the
+concrete store and the Telnyx client; the workers see only collector.ports. An edge that
+wants to hear decisions or deliveries (the live hub) asks `Runtime.subscribe()`.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ import asyncio
 import base64
 import binascii
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,41 +28,92 @@ from collector.core.session import events as E
 from collector.core.session.decide import Decision, Policy
 from collector.errors import ConfigurationError
 from collector.metrics import Metrics
+from collector.ports import CallControl, Clock, SessionStore
+from collector.records import DeliveryRow
 from collector.sinks import ConfiguredSink, build_sinks, sinks_for
-from collector.workers.delivery import DeliveryWorker
-from collector.workers.engine import Engine, Router
-from collector.workers.outbox import CallControl, CommandOutbox
+from collector.workers.delivery import DeliveryListener, DeliveryWorker
+from collector.workers.engine import SESSION_CACHE_BYTES, Engine, Listener, Router
+from collector.workers.outbox import CommandOutbox
 from collector.workers.timers import Timers
+
+if TYPE_CHECKING:
+    from collector.simulator.sandbox import Sandbox
 
 log = structlog.get_logger("collector")
 
 PRUNE_EVERY_SECONDS = 3600.0
 
+DecisionListener = Listener  # (event, decision) -> None: each decision the engine applied
+
+
+class SelfUrl:
+    """How this server reaches itself (`http://host:port`), known once it listens: the CLI
+    and the tests set `runtime.self_url`; the sandbox asks for it when it needs it."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+
+    def __call__(self) -> str:
+        if self.url is None:
+            raise RuntimeError("sandbox mode needs the server's own URL before start")
+        return self.url
+
+
+@dataclass(slots=True)
+class Workers:
+    """The parts that run between Runtime.start() and Runtime.stop()."""
+
+    control: CallControl
+    outbox: CommandOutbox
+    delivery: DeliveryWorker
+    timers: Timers
+
 
 @dataclass
 class Runtime:
-    """Everything a running server holds."""
+    """Everything a running server holds; build_runtime() makes it, the lifespan runs it."""
 
     settings: Settings
     telnyx: TelnyxEnv
     forms: FormRegistry
     sinks: dict[str, ConfiguredSink]
-    store: SqliteStore
+    store: SessionStore
     engine: Engine
     metrics: Metrics
     public_key: str
-    sandbox: Any = None  # collector.simulator.sandbox.Sandbox in sandbox mode
-    control: CallControl | None = None
-    outbox: CommandOutbox | None = None
-    delivery: DeliveryWorker | None = None
-    timers: Timers | None = None
-    self_url: str | None = None
-    delivery_listeners: list[Any] = field(default_factory=list)  # (sink, outcome, row) -> None
+    connect: Callable[[], CallControl]  # the command client, made at start
+    sandbox: Sandbox | None = None  # sandbox mode: the fake Telnyx inside the server
+    address: SelfUrl = field(default_factory=SelfUrl)
+    clock: Clock = time.time
+    delivery_listeners: list[DeliveryListener] = field(default_factory=list)
+    workers: Workers | None = None  # between start() and stop()
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
     def mode(self) -> str:
         return "live" if self.telnyx.live else "sandbox"
+
+    @property
+    def self_url(self) -> str | None:
+        """How this server reaches itself; set it once the server listens."""
+        return self.address.url
+
+    @self_url.setter
+    def self_url(self, url: str | None) -> None:
+        self.address.url = url
+
+    def subscribe(
+        self,
+        *,
+        decisions: DecisionListener | None = None,
+        deliveries: DeliveryListener | None = None,
+    ) -> None:
+        """Hear each decision the engine applies and each delivery attempt's outcome (the
+        live hub does); one that raises is logged, and the others still hear."""
+        if decisions is not None:
+            self.engine.listeners.append(decisions)
+        if deliveries is not None:
+            self.delivery_listeners.append(deliveries)
 
     # -- lifespan -------------------------------------------------------------------
 
@@ -69,26 +124,34 @@ class Runtime:
                 await configured.start()
             except Exception as exc:  # a sink that is down waits; the server goes on
                 log.warning("sink_start_failed", sink=configured.name, error=str(exc)[:300])
-        if self.control is None:
-            self.control = self._make_control()
+        control = self.connect()
+        workers = self.workers = Workers(
+            control=control,
+            outbox=CommandOutbox(
+                self.store,
+                control,
+                self.engine.handle,
+                clock=self.clock,
+                on_result=lambda action, outcome: self.metrics.count(
+                    self.metrics.commands, action, outcome
+                ),
+            ),
+            delivery=DeliveryWorker(
+                self.store,
+                {name: configured.sink for name, configured in self.sinks.items()},
+                clock=self.clock,
+                on_result=self._on_delivery,
+            ),
+            timers=Timers(self.engine.handle, clock=self.clock),
+        )
         from collector.adapters.telephony.transport import tls_context
 
         await asyncio.to_thread(tls_context)  # not in the event loop on the first command
-        self.outbox = CommandOutbox(
-            self.store,
-            self.control,
-            self.engine.handle,
-            on_result=lambda action, outcome: self.metrics.count(
-                self.metrics.commands, action, outcome
-            ),
-        )
-        self.delivery = DeliveryWorker(self.store, self.sinks, on_result=self._on_delivery)
-        self.timers = Timers(self.engine.handle)
         self.engine.listeners.append(self._on_decision)
-        restored = await self.outbox.restore()
+        restored = await workers.outbox.restore()
         for session in await self.store.sessions_with_deadlines():
-            self.timers.track(session)
-        self.delivery.start()
+            workers.timers.track(session)
+        workers.delivery.start()
         self._background.append(asyncio.create_task(self._prune_loop(), name="prune"))
         log.info(
             "started",
@@ -96,22 +159,21 @@ class Runtime:
             forms=sorted(self.forms),
             sinks=sorted(self.sinks),
             restored_commands=restored,
-            timers=len(self.timers),
+            timers=len(workers.timers),
         )
 
     async def stop(self) -> None:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        if self.outbox is not None:
-            await self.outbox.close()
-        if self.delivery is not None:
-            await self.delivery.close()
-        if self.timers is not None:
-            self.timers.close()
+        workers = self.workers
+        if workers is not None:
+            await workers.outbox.close()
+            await workers.delivery.close()
+            workers.timers.close()
         if self.sandbox is not None:
             await self.sandbox.close()
-        close = getattr(self.control, "close", None)
+        close = getattr(workers.control, "close", None) if workers is not None else None
         if close is not None:
             await close()
         for configured in self.sinks.values():
@@ -122,24 +184,16 @@ class Runtime:
         await self.store.close()
         log.info("stopped")
 
-    def _make_control(self) -> CallControl:
-        from collector.adapters.telephony.control import TelnyxControl, make_client
-
-        if self.telnyx.live:
-            return TelnyxControl(make_client(self.telnyx.api_key, self.telnyx.base_url))
-        if self.self_url is None:
-            raise RuntimeError("sandbox mode needs the server's own URL before start")
-        return TelnyxControl(make_client(None, f"{self.self_url}/_sandbox/telnyx/v2"))
-
     def _on_decision(self, event: E.Event, decision: Decision) -> None:
         session = decision.session
-        if decision.commands and self.outbox is not None:
-            self.outbox.enqueue(session.id, session.call.call_control_id, decision.commands)
-        if self.timers is not None:
-            self.timers.track(session)
+        workers = self.workers
+        if workers is None:
+            return
+        if decision.commands:
+            workers.outbox.enqueue(session.id, session.call.call_control_id, decision.commands)
+        workers.timers.track(session)
         if decision.submission is not None:
-            if self.delivery is not None:
-                self.delivery.kick()
+            workers.delivery.kick()
             log.info(
                 "session_finalized",
                 call_control_id=session.call.call_control_id,
@@ -149,7 +203,7 @@ class Runtime:
                 errors=[e["pointer"] for e in decision.submission["errors"]],
             )
 
-    def _on_delivery(self, sink: str, outcome: str, row: Any) -> None:
+    def _on_delivery(self, sink: str, outcome: str, row: DeliveryRow) -> None:
         self.metrics.count(self.metrics.deliveries, sink, outcome)
         for listener in self.delivery_listeners:
             try:
@@ -160,12 +214,18 @@ class Runtime:
     async def _prune_loop(self) -> None:
         while True:
             try:
-                removed = await self.store.prune(time.time(), self.settings.retention_days)
+                removed = await self.store.prune(self.clock(), self.settings.retention_days)
                 if removed:
                     log.info("pruned", sessions=removed)
             except Exception:
                 log.exception("prune_failed")
             await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+
+def _telnyx(api_key: str | None, base_url: str | None) -> CallControl:
+    from collector.adapters.telephony.control import TelnyxControl, make_client
+
+    return TelnyxControl(make_client(api_key, base_url))
 
 
 def build_runtime(
@@ -204,7 +264,8 @@ def build_runtime(
         settings.sqlite_path  # noqa: B018 - validates database_url
     except ConfigurationError as exc:
         problems.extend(exc.problems)
-    sandbox = None
+    address = SelfUrl()
+    sandbox: Sandbox | None = None
     if telnyx.live:
         if not telnyx.public_key:
             problems.append(
@@ -220,7 +281,7 @@ def build_runtime(
     else:
         from collector.simulator.sandbox import Sandbox
 
-        sandbox = Sandbox(pace=settings.sandbox_pace_seconds)
+        sandbox = Sandbox(address, pace=settings.sandbox_pace_seconds)
         public_key = sandbox.public_key
         ignored = [
             name
@@ -262,7 +323,17 @@ def build_runtime(
     )
     engine = Engine(store=store, forms=forms, router=router, policy=policy, sinks_for=select)
     engine.on_dead = metrics.count_dead
-    runtime = Runtime(
+    metrics.memory_sources.append(engine.memory)  # /metrics: the session cache's bytes
+    metrics.memory_limits["engine_sessions"] = SESSION_CACHE_BYTES
+
+    def connect() -> CallControl:
+        if control is not None:
+            return control
+        if telnyx.live:
+            return _telnyx(telnyx.api_key, telnyx.base_url)
+        return _telnyx(None, f"{address()}/_sandbox/telnyx/v2")
+
+    return Runtime(
         settings=settings,
         telnyx=telnyx,
         forms=forms,
@@ -271,12 +342,10 @@ def build_runtime(
         engine=engine,
         metrics=metrics,
         public_key=public_key,
+        connect=connect,
         sandbox=sandbox,
-        control=control,
+        address=address,
     )
-    if sandbox is not None:
-        sandbox.attach(runtime)
-    return runtime
 
 
 def _is_ed25519_public_key(value: str) -> bool:

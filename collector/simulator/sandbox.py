@@ -7,7 +7,7 @@ real HTTP, so a sandbox call takes exactly the path a live call takes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from collector.simulator.fake_telnyx import FakeTelnyx
@@ -17,37 +17,32 @@ from collector.simulator.signing import generate_keypair, public_key_b64
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from collector.runtime import Runtime
-
 _FIRST_NUMBER = 13125559000
 
 
 class Sandbox:
-    """The in-process fake Telnyx plus the numbers simulated calls dial."""
+    """The in-process fake Telnyx plus the numbers simulated calls dial.
 
-    def __init__(self, pace: float = 0.3) -> None:
+    `self_url` tells how the server reaches itself (`http://host:port`, asked at each
+    webhook: it is known only once the server listens); the fake posts webhooks there.
+    """
+
+    def __init__(self, self_url: Callable[[], str], pace: float = 0.3) -> None:
         self.signing_key = generate_keypair()[0]
         self.pace = pace
         self.numbers: dict[str, str] = {}  # number -> form id, read by the engine's router
         self._by_form: dict[str, str] = {}
-        self.fake: FakeTelnyx | None = None
-        self._runtime: Runtime | None = None
+
+        def webhook_url() -> str:
+            return f"{self_url()}/webhooks/telnyx"
+
+        self.fake = FakeTelnyx(webhook_url, signing_key=self.signing_key, pace=pace)
 
     @property
     def public_key(self) -> str:
         return public_key_b64(self.signing_key)
 
-    def attach(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-        def webhook_url() -> str:
-            assert runtime.self_url is not None
-            return f"{runtime.self_url}/webhooks/telnyx"
-
-        self.fake = FakeTelnyx(webhook_url, signing_key=self.signing_key, pace=self.pace)
-
     def asgi_app(self) -> ASGIApp:
-        assert self.fake is not None
         return self.fake.asgi_app()
 
     def number_for(self, form_id: str) -> str:
@@ -65,14 +60,10 @@ class Sandbox:
         """Ring the server with a simulated inbound call for `form_id`; returns its id.
 
         With `fields` (the form's), a script naming any other field is a ScriptError."""
-        assert self.fake is not None
         parsed = CallScript.parse(script) if script is not None else None
         if parsed is not None and fields is not None:
             parsed.check_fields(fields, f"form {form_id!r}")
         return await self.fake.place_call(to=self.number_for(form_id), script=parsed)
 
     async def close(self) -> None:
-        if self.fake is not None:
-            close = getattr(self.fake, "close", None)
-            if close is not None:
-                await close()
+        await self.fake.close()

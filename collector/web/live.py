@@ -55,9 +55,9 @@ from collector.web.presentation import (
 )
 
 if TYPE_CHECKING:
-    from collector.adapters.store.rows import DeliveryRow
     from collector.core.forms import Form
     from collector.core.session.decide import Decision
+    from collector.records import DeliveryRow
 
 log = structlog.get_logger("collector.live")
 

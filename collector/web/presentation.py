@@ -20,8 +20,8 @@ from collector.core.session.submission import iso
 from collector.web.masking import MASK, SENSITIVE_LINE, Masker
 
 if TYPE_CHECKING:
-    from collector.adapters.store.rows import CommandRow, DeliveryRow
     from collector.core.forms import Form
+    from collector.records import CommandRow, DeliveryRow
 
 __all__ = [
     "MASK",

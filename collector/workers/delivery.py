@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from collector.adapters.store.rows import DeliveryRow
-from collector.adapters.store.sqlite import SqliteStore
-from collector.sinks import ConfiguredSink, DeliveryError
+from collector.errors import DeliveryError
+from collector.ports import Clock, DeliveryStore, Sink
+from collector.records import DeliveryRow
 
 log = structlog.get_logger("collector.delivery")
+
+DeliveryListener = Callable[[str, str, DeliveryRow], None]  # (sink, outcome, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +45,12 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        store: SqliteStore,
-        sinks: Mapping[str, ConfiguredSink],
+        store: DeliveryStore,
+        sinks: Mapping[str, Sink],
         policy: RetryPolicy = RetryPolicy(),
         *,
-        clock: Callable[[], float] = time.time,
-        on_result: Callable[[str, str, DeliveryRow], None] | None = None,
+        clock: Clock = time.time,
+        on_result: DeliveryListener | None = None,
     ) -> None:
         self.store = store
         self.sinks = sinks
@@ -99,9 +101,9 @@ class DeliveryWorker:
     async def _deliver(self, row: DeliveryRow) -> None:
         landed = False
         try:
-            configured = self.sinks.get(row.sink)
+            sink = self.sinks.get(row.sink)
             attempts = row.attempts + 1
-            if configured is None:
+            if sink is None:
                 await self._retry_or_die(row, attempts, f"no sink named {row.sink!r} is configured")
                 return
             assert row.submission is not None
@@ -111,7 +113,7 @@ class DeliveryWorker:
                 submission = {**submission, "replay": True, "delivery_key": row.key}
             try:
                 async with self._limits[row.sink]:
-                    await configured.sink.deliver(submission)
+                    await sink.deliver(submission)
             except DeliveryError as exc:
                 if not exc.retryable:
                     await self._dead(row, attempts, str(exc))

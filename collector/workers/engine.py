@@ -7,7 +7,7 @@ listeners (command outbox, delivery worker, timers, live streams) hear of it. Di
 calls run concurrently; one call's events never interleave.
 
 An event that fails for a reason its redelivery cannot change (decide() raises, the step
-cannot be serialised, SQLite refuses its rows, the call's stored session cannot be read)
+cannot be serialised, the store refuses its rows, the call's stored session cannot be read)
 is recorded as a dead event and answered `dead`, so the webhook is acknowledged and it
 never blocks its call. Anything else raised (the store is unavailable: locked, I/O errors)
 propagates, and the webhook is answered 503 so that Telnyx redelivers it.
@@ -25,20 +25,21 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from collector.adapters.store.sqlite import STORE_REFUSALS, SqliteStore
-from collector.adapters.telephony.webhooks import event_type_of
 from collector.bounded import ByteLru, session_bytes
 from collector.core.forms import DEFAULT_MESSAGES, Form
 from collector.core.session import events as E
 from collector.core.session.decide import Decision, Policy, decide
+from collector.core.session.event_types import event_type_of
 from collector.core.session.model import CallInfo, Session
+from collector.errors import StoreRefused
+from collector.ports import StepStore
 from collector.workers.sync import KeyedLocks
 
 log = structlog.get_logger("collector.engine")
 
 SESSION_CACHE_BYTES = 64 * 1024 * 1024  # live sessions kept in memory (estimated bytes)
 
-Listener = Callable[[E.Event, Decision], None]
+Listener = Callable[[E.Event, Decision], None]  # hears each applied decision
 SinkSelector = Callable[[Form, str], list[str]]
 
 
@@ -62,7 +63,7 @@ class Engine:
     def __init__(
         self,
         *,
-        store: SqliteStore,
+        store: StepStore,
         forms: Mapping[str, Form],
         router: Router,
         policy: Policy,
@@ -142,8 +143,8 @@ class Engine:
             return await self._dead(event, session, "serialise", exc)
         try:
             await self.store.commit_rows(rows)
-        except STORE_REFUSALS as exc:  # other store errors propagate: a 503, redelivered
-            return await self._dead(event, session, "store", exc)
+        except StoreRefused as exc:  # other store errors propagate: a 503, redelivered
+            return await self._dead(event, session, "store", exc.__cause__ or exc)
         self._remember(decision.session)
         for listener in self.listeners:
             try:

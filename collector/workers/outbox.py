@@ -13,29 +13,20 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import structlog
 
-from collector.adapters.store.sqlite import SqliteStore
-from collector.adapters.telephony.control import CommandRejected, CommandTransient
 from collector.core.session import events as E
 from collector.core.session.commands import RETRIEVE_STATUS, Command
+from collector.errors import CommandRejected, CommandTransient
+from collector.ports import CallControl, Clock, CommandStore, Feed
 
 log = structlog.get_logger("collector.outbox")
 
 CONFIRM_WITHIN_SECONDS = 45.0
 GIVE_UP_AFTER_SECONDS = 600.0
-
-
-class CallControl(Protocol):
-    async def execute(
-        self, call_control_id: str, action: str, body: dict[str, Any], command_id: str
-    ) -> Any: ...
-
-    async def is_alive(self, call_control_id: str) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -50,22 +41,19 @@ class Outgoing:
     window_start: float = field(default=0.0)
 
 
-Feed = Callable[[E.Event], Awaitable[Any]]
-
-
 class CommandOutbox:
     """One sender task per call with work; a shared bound on commands in flight."""
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: CommandStore,
         control: CallControl,
         feed: Feed,
         *,
         max_in_flight: int = 64,
         confirm_within: float = CONFIRM_WITHIN_SECONDS,
         give_up_after: float = GIVE_UP_AFTER_SECONDS,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         on_result: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
@@ -135,34 +123,14 @@ class CommandOutbox:
                     code=exc.code,
                     detail=exc.detail[:200],
                 )
-                await self._finish(out, "failed", str(exc))
-                await self._feed(
-                    E.CommandFailed(
-                        id=f"~failed:{out.session_id}:{cmd.seq}",
-                        call_control_id=out.call_control_id,
-                        at=self.clock(),
-                        seq=cmd.seq,
-                        action=cmd.action,
-                        code=exc.code,
-                        detail=exc.detail,
-                        call_gone=exc.call_gone,
-                    )
+                await self._fail(
+                    out, "failed", str(exc), exc.detail, code=exc.code, call_gone=exc.call_gone
                 )
                 return
             except CommandTransient as exc:
                 self.on_result(cmd.action, "retry")
                 if self.clock() - cmd.decided_at > self.give_up_after:
-                    await self._finish(out, "failed", str(exc))
-                    await self._feed(
-                        E.CommandFailed(
-                            id=f"~failed:{out.session_id}:{cmd.seq}",
-                            call_control_id=out.call_control_id,
-                            at=self.clock(),
-                            seq=cmd.seq,
-                            action=cmd.action,
-                            detail=f"gave up: {exc}",
-                        )
-                    )
+                    await self._fail(out, "failed", str(exc), f"gave up: {exc}")
                     return
                 delay = min(30.0, 0.5 * 2 ** min(out.attempts, 6), self.confirm_within / 4)
                 delay *= random.uniform(0.5, 1.0)
@@ -198,19 +166,8 @@ class CommandOutbox:
         except CommandTransient:
             return True  # cannot tell yet; keep trying with the same id
         if not alive:
-            await self._finish(out, "expired", "call ended before the command was confirmed")
-            await self._feed(
-                E.CommandFailed(
-                    id=f"~expired:{out.session_id}:{out.command.seq}",
-                    call_control_id=out.call_control_id,
-                    at=self.clock(),
-                    seq=out.command.seq,
-                    action=out.command.action,
-                    code=None,
-                    detail="call ended before the command was confirmed",
-                    call_gone=True,
-                )
-            )
+            gone = "call ended before the command was confirmed"
+            await self._fail(out, "expired", gone, gone, call_gone=True)
             return False
         out.retry += 1
         out.window_start = self.clock()
@@ -221,6 +178,33 @@ class CommandOutbox:
             retry=out.retry,
         )
         return True
+
+    async def _fail(
+        self,
+        out: Outgoing,
+        state: str,
+        error: str,
+        detail: str,
+        *,
+        code: str | None = None,
+        call_gone: bool = False,
+    ) -> None:
+        """The command is done for good (`failed` or `expired`): record it, and tell its
+        session with a CommandFailed."""
+        await self._finish(out, state, error)
+        cmd = out.command
+        await self._feed(
+            E.CommandFailed(
+                id=f"~{state}:{out.session_id}:{cmd.seq}",
+                call_control_id=out.call_control_id,
+                at=self.clock(),
+                seq=cmd.seq,
+                action=cmd.action,
+                code=code,
+                detail=detail,
+                call_gone=call_gone,
+            )
+        )
 
     async def _finish(self, out: Outgoing, state: str, error: str | None = None) -> None:
         try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 from collector.core.session import events as E
 from collector.core.session.model import Session
+from collector.ports import Clock, Feed
 
 log = structlog.get_logger("collector.timers")
 
@@ -18,9 +18,7 @@ log = structlog.get_logger("collector.timers")
 class Timers:
     """At most one pending timer per call: the session's current deadline."""
 
-    def __init__(
-        self, feed: Callable[[E.Event], Awaitable[Any]], clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, feed: Feed, clock: Clock = time.time) -> None:
         self.feed = feed
         self.clock = clock
         self._handles: dict[str, tuple[float, asyncio.TimerHandle, str]] = {}

@@ -24,7 +24,7 @@ import pytest
 
 from collector.adapters.store.sqlite import SqliteStore
 from collector.core.session.model import CallInfo, Session, State
-from collector.sinks import ConfiguredSink, DeliveryError
+from collector.sinks import DeliveryError
 from collector.sinks.jsonl import JsonlSink, write_all
 from collector.sinks.sqlite import SqliteSink
 from collector.workers.delivery import DeliveryWorker, RetryPolicy
@@ -171,7 +171,7 @@ async def test_delivery_worker_records_a_full_disk_as_a_retry_then_delivers_once
     await store.open()
     worker = DeliveryWorker(
         store,
-        {"jsonl": ConfiguredSink(name="jsonl", type="jsonl", sink=sink)},
+        {"jsonl": sink},
         RetryPolicy(base_seconds=0.02, cap_seconds=0.05, max_attempts=1000),
     )
     filler = fill(small_disk, leave=4096)

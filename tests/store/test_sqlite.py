@@ -12,6 +12,7 @@ from collector.adapters.store.migrations import MIGRATIONS
 from collector.adapters.store.sqlite import SqliteStore
 from collector.core.session.commands import Command
 from collector.core.session.model import CallInfo, Session, State
+from collector.errors import StoreRefused
 
 pytestmark = pytest.mark.anyio
 
@@ -159,9 +160,12 @@ async def test_a_bad_step_in_a_merged_group_fails_alone(tmp_path: Path) -> None:
         *(store.commit_step(session(i)) for i in range(5, 10)),
         return_exceptions=True,
     )
-    assert [isinstance(r, sqlite3.IntegrityError) for r in results] == [False] * 5 + [True] + [
-        False
-    ] * 5
+    # the store's refusal, with SQLite's own error as its cause
+    refused = [
+        isinstance(r, StoreRefused) and isinstance(r.__cause__, sqlite3.IntegrityError)
+        for r in results
+    ]
+    assert refused == [False] * 5 + [True] + [False] * 5
     for i in range(10):
         assert await store.session(f"s{i}") is not None
     assert await store.session("s99") is None  # the failed step left nothing behind

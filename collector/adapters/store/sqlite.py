@@ -16,17 +16,20 @@ from typing import Any, TypeVar
 import orjson
 
 from collector.adapters.store.jobs import WriterJobs
-from collector.adapters.store.rows import CommandRow, DeadEventRow, DeliveryRow
+from collector.adapters.store.rows import command_row, dead_event_row, delivery_row
 from collector.adapters.store.writer import Rows
 from collector.core.session.commands import Command
 from collector.core.session.model import Session
+from collector.errors import StoreRefused
+from collector.records import CommandRow, DeadEventRow, DeliveryRow
 
 R = TypeVar("R")
 
-# What commit_rows() raises when SQLite refuses the rows themselves (a constraint, a value
-# it cannot bind): the same rows fail the same way on every redelivery. Anything else (an
-# OperationalError: locked, I/O error, disk full; a store that is closed) is the store's
-# state at the moment, and the event is worth redelivering.
+# What SQLite raises when it refuses the rows themselves (a constraint, a value it cannot
+# bind): the same rows fail the same way on every redelivery, and commit_rows() raises
+# StoreRefused from it. Anything else (an OperationalError: locked, I/O error, disk full; a
+# store that is closed) is the store's state at the moment, and the event is worth
+# redelivering.
 STORE_REFUSALS: tuple[type[BaseException], ...] = (
     sqlite3.IntegrityError,
     sqlite3.DataError,
@@ -68,7 +71,7 @@ def _records(
 
 
 class SqliteStore(WriterJobs):
-    """Durable state of every call, in one SQLite file."""
+    """Durable state of every call, in one SQLite file (collector.ports.SessionStore)."""
 
     # -- sessions and events --------------------------------------------------------
 
@@ -87,8 +90,12 @@ class SqliteStore(WriterJobs):
         await self.commit_rows(self.step_rows(session, commands, submission, sinks))
 
     async def commit_rows(self, rows: Rows) -> None:
-        """Write the rows of step_rows() in one transaction, once durable."""
-        await self._submit(rows)
+        """Write the rows of step_rows() in one transaction, once durable; StoreRefused
+        when SQLite refuses the rows themselves."""
+        try:
+            await self._submit(rows)
+        except STORE_REFUSALS as exc:
+            raise StoreRefused(f"{type(exc).__name__}: {exc}") from exc
 
     @staticmethod
     def step_rows(
@@ -167,7 +174,7 @@ class SqliteStore(WriterJobs):
             "SELECT * FROM dead_events", "received_at", {"event_type": event_type}, since, before
         )
         args.append(limit)
-        return await self.run(lambda conn: _records(conn, sql, args, DeadEventRow.from_row))
+        return await self.run(lambda conn: _records(conn, sql, args, dead_event_row))
 
     async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
         """Record an event that reached no session; False if it was seen before."""
@@ -238,7 +245,7 @@ class SqliteStore(WriterJobs):
             args = (call_control_id,)
         sql += " ORDER BY call_control_id, seq"
 
-        return await self.run(lambda conn: _records(conn, sql, args, CommandRow.from_row))
+        return await self.run(lambda conn: _records(conn, sql, args, command_row))
 
     async def finish_command(
         self,
@@ -254,7 +261,7 @@ class SqliteStore(WriterJobs):
 
     async def commands_for(self, session_id: str) -> list[CommandRow]:
         sql = "SELECT * FROM commands WHERE session_id = ? ORDER BY seq"
-        return await self.run(lambda conn: _records(conn, sql, (session_id,), CommandRow.from_row))
+        return await self.run(lambda conn: _records(conn, sql, (session_id,), command_row))
 
     # -- submissions and deliveries ---------------------------------------------------
 
@@ -276,7 +283,7 @@ class SqliteStore(WriterJobs):
                 " WHERE d.state = 'pending' AND d.next_at <= ?"
                 " ORDER BY d.next_at, d.id LIMIT ?",
                 (now, limit),
-                DeliveryRow.from_row,
+                delivery_row,
             )
             nxt = _value(
                 conn,
@@ -310,9 +317,7 @@ class SqliteStore(WriterJobs):
 
     async def deliveries_for(self, submission_id: str) -> list[DeliveryRow]:
         sql = "SELECT d.*, NULL AS submission FROM deliveries d WHERE submission_id = ? ORDER BY id"
-        return await self.run(
-            lambda conn: _records(conn, sql, (submission_id,), DeliveryRow.from_row)
-        )
+        return await self.run(lambda conn: _records(conn, sql, (submission_id,), delivery_row))
 
     async def delivery_stats(self) -> tuple[dict[tuple[str, str], int], float | None]:
         """Deliveries by (sink, state), and the creation time of the oldest pending one."""
@@ -339,7 +344,7 @@ class SqliteStore(WriterJobs):
             f"SELECT d.*, NULL AS submission FROM deliveries d WHERE state IN ({marks})"
             " ORDER BY d.created_at, d.id"
         )
-        return await self.run(lambda conn: _records(conn, sql, states, DeliveryRow.from_row))
+        return await self.run(lambda conn: _records(conn, sql, states, delivery_row))
 
     async def requeue(self, now: float, delivery_id: int | None = None) -> int:
         """Make a dead delivery (or, without an id, every dead one) pending again, due now."""
