@@ -1,7 +1,8 @@
 """The fake's HTTP side: Telnyx's Call Control routes, body checks and refusals.
 
-`CallControlApi` serves a `fake_telnyx.FakeTelnyx`'s routes. Every request body is checked
-against the SDK's param types (`collector.core.telnyx_params.check_params`): a body that is not
+`CallControlApi` serves a `fake_telnyx.FakeTelnyx`'s routes (`Fake`: what it uses of the
+fake, so that this module need not import it). Every request body is checked against the
+SDK's param types (`collector.core.telnyx_params.check_params`): a body that is not
 JSON, or not an object, gets Telnyx's 400; one that breaks the types gets its 422 (with
 `strict` off it is logged and accepted). Either way it lands in `fake.rejected`. A command the
 call's state does not allow gets Telnyx's call-state error (90015, 90018, 90034, 90061) and
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.background import BackgroundTask
@@ -32,12 +33,11 @@ from collector.simulator.calls import (
     RejectedCommand,
     SimCall,
 )
+from collector.simulator.faults import CommandFaults
+from collector.simulator.network import Network
 from collector.simulator.script import CallScript
 
-if TYPE_CHECKING:
-    from collector.simulator.fake_telnyx import FakeTelnyx
-
-__all__ = ["CALL_ACTIONS", "DEDUPE_SECONDS", "CallControlApi"]
+__all__ = ["CALL_ACTIONS", "DEDUPE_SECONDS", "CallControlApi", "Fake"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,24 @@ class _Refusal(Exception):
         self.status, self.code, self.title, self.detail = status, code, title, detail
 
 
+class Fake(Protocol):
+    """What the routes read and write of the fake (`fake_telnyx.FakeTelnyx`)."""
+
+    strict: bool
+    calls: dict[str, SimCall]
+    requests: list[RecordedCommand]
+    rejected: list[RejectedCommand]
+    refused: list[RejectedCommand]
+    duplicates: list[RecordedCommand]
+    scripts: dict[str, CallScript]
+    faults: CommandFaults
+    network: Network
+
+    def _home(self) -> bool: ...
+
+    def _forget_old(self) -> None: ...
+
+
 def _error_response(
     status: int, code: str, title: str, detail: str, pointer: str | None = None
 ) -> JSONResponse:
@@ -62,13 +80,13 @@ def _error_response(
 
 
 class CallControlApi:
-    """Telnyx's Call Control routes over a `FakeTelnyx`'s calls, records and network.
+    """Telnyx's Call Control routes over a fake's calls, records and network.
 
     It keeps no calls or records of its own, only the command_ids it has answered (for
     dedupe); it reads and writes the fake's, and uses the fake's loop bookkeeping.
     """
 
-    def __init__(self, fake: FakeTelnyx) -> None:
+    def __init__(self, fake: Fake) -> None:
         self.fake = fake
         self._seen: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 

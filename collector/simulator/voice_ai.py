@@ -2,7 +2,8 @@
 
 `gather_using_ai` plays the caller's planned turns (`caller.ScriptedCaller.plan_ai_gather`)
 as a conversation; `ai_assistant_start` plays a short one. Both emit through the
-`network.Network` that runs them. Where Telnyx leaves the behaviour open:
+network that runs them (`Line`: what they use of `network.Network`). Where Telnyx leaves
+the behaviour open:
 
 * history updates and partial results are sent only when the gather asked for them
   (`send_message_history_updates`, `send_partial_results`), as Telnyx does;
@@ -12,7 +13,7 @@ as a conversation; `ai_assistant_start` plays a short one. Both emit through the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from collector.simulator.calls import (
     DEFAULT_LLM,
@@ -25,10 +26,29 @@ from collector.simulator.calls import (
 )
 from collector.simulator.effect import Effect, mapping_or_empty, media, str_or
 
-if TYPE_CHECKING:
-    from collector.simulator.network import Network
+__all__ = ["Line", "ai_gather", "assistant_conversation", "text_messages"]
 
-__all__ = ["ai_gather", "assistant_conversation", "text_messages"]
+
+class Line(Protocol):
+    """What a conversation uses of the network that runs it (`network.Network`)."""
+
+    def emit(
+        self,
+        call: SimCall,
+        event_type: str,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        client_state: str | None,
+        parties: bool = True,
+    ) -> None: ...
+
+    async def pause(self, call: SimCall) -> None: ...
+
+    def hangup_now(
+        self, call: SimCall, source: str, cause: str, client_state: str | None = None
+    ) -> None: ...
+
+    def end_ai(self, call: SimCall, status: str) -> None: ...
 
 
 def text_messages(value: Any) -> list[dict[str, str]]:
@@ -45,7 +65,7 @@ def text_messages(value: Any) -> list[dict[str, str]]:
 
 
 def ai_gather(
-    net: Network, call: SimCall, body: dict[str, Any], cs: str | None, conversation_id: str
+    net: Line, call: SimCall, body: dict[str, Any], cs: str | None, conversation_id: str
 ) -> Effect:
     """What follows `gather_using_ai`: the conversation, then its result (or a hangup)."""
     greeting = body.get("greeting")
@@ -111,7 +131,7 @@ def ai_gather(
 
 
 def assistant_conversation(
-    net: Network, call: SimCall, body: dict[str, Any], cs: str | None, state: AiGatherState
+    net: Line, call: SimCall, body: dict[str, Any], cs: str | None, state: AiGatherState
 ) -> Effect:
     """What follows `ai_assistant_start`: a greeting, the caller's goodbye, a hangup."""
     for m in text_messages(body.get("message_history")):
