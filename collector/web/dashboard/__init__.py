@@ -1,8 +1,9 @@
 """The dashboard: live and recent calls, one call's page, sign-in, and a simulate control.
 
-Plain server-rendered HTML (templates/*.html filled by collector.web.dashboard.render) plus one
-small script (static/dashboard.js) that listens on the API's EventSource streams and
-re-fetches the server-rendered fragment of the page when an event arrives. No build step,
+Plain server-rendered HTML (Jinja2 templates/*.html, autoescaped; see
+collector.web.dashboard.render) plus one small script (static/dashboard.js) that listens on
+the API's EventSource streams and re-fetches the server-rendered fragment of the page when
+an event arrives. No build step,
 no CDN, no inline script: every page carries a strict Content-Security-Policy.
 
 Routes: `/` (calls), `/calls/{id}`, `/partials/calls`, `/partials/calls/{id}` (the live
@@ -26,7 +27,7 @@ from collector.web.api import ApiError
 from collector.web.api.pages import DEFAULT_LIMIT, SESSIONS
 from collector.web.body import ClientGone, PayloadTooLarge, request_body
 from collector.web.context import web
-from collector.web.dashboard import render as R
+from collector.web.dashboard.render import templates
 from collector.web.presentation import STATES, form_summary, session_summary
 
 __all__ = ["CSP", "dashboard_routes"]
@@ -53,35 +54,26 @@ def html(content: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(content, status_code=status, headers=SECURITY_HEADERS)
 
 
+def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    """A template, with the layout's mode and the security headers."""
+    runtime = web(request).runtime
+    context.setdefault("events", "")
+    context.update(
+        mode=runtime.mode,
+        mode_title="Sandbox: a built-in Telnyx simulator plays the calls"
+        if runtime.sandbox is not None
+        else "Live: calls go through Telnyx",
+    )
+    return templates.TemplateResponse(
+        request, name, context, status_code=status, headers=SECURITY_HEADERS
+    )
+
+
 def safe_next(value: str | None) -> str:
     """Only a path on this site: never //host or a scheme."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
-
-
-def layout(request: Request, title: str, content: str, body_attrs: str = "") -> str:
-    nav = (
-        '<nav class="nav"><a href="/">Calls</a>'
-        '<a href="/openapi.json" class="muted">API</a>'
-        '<form method="post" action="/logout" class="inline">'
-        '<button type="submit" class="link">Sign out</button></form></nav>'
-    )
-    runtime = web(request).runtime
-    mode_title = (
-        "Sandbox: a built-in Telnyx simulator plays the calls"
-        if runtime.sandbox is not None
-        else "Live: calls go through Telnyx"
-    )
-    return R.page(
-        "base.html",
-        title=R.e(title),
-        body_attrs=body_attrs,
-        mode=R.e(runtime.mode),
-        mode_title=R.e(mode_title),
-        nav=nav,
-        content=content,
-    )
 
 
 def signed_in(request: Request) -> bool:
@@ -94,7 +86,7 @@ def to_login(request: Request) -> Response:
 
 
 def not_found(request: Request, message: str) -> Response:
-    return html(layout(request, "Not found", R.page("notfound.html", message=R.e(message))), 404)
+    return page(request, "notfound.html", 404, title="Not found", message=message)
 
 
 def filters_of(request: Request) -> dict[str, str]:
@@ -106,7 +98,8 @@ def filters_of(request: Request) -> dict[str, str]:
     }
 
 
-async def calls_fragment(request: Request) -> str:
+async def calls_list(request: Request) -> dict[str, Any]:
+    """What the calls table shows: a page of sessions, newest first, and the filters."""
     ctx = web(request)
     filters = filters_of(request)
     before = None
@@ -116,41 +109,41 @@ async def calls_fragment(request: Request) -> str:
             before = SESSIONS.decode(cursor)
         except ApiError:
             before = None
-    page, next_cursor = await SESSIONS.page(
+    found, next_cursor = await SESSIONS.page(
         lambda n: ctx.store.list_sessions(
             state=filters["state"] or None, form=filters["form"] or None, limit=n, before=before
         ),
         PAGE_SIZE,
     )
-    views = [session_summary(s, ctx.forms.get(s.form or "")) for s in page]
-    return R.calls_table(views, next_cursor, filters)
+    sessions = [session_summary(s, ctx.forms.get(s.form or "")) for s in found]
+    return {"sessions": sessions, "next_cursor": next_cursor, "filters": filters}
 
 
 async def index(request: Request) -> Response:
     if not signed_in(request):
         return to_login(request)
-    runtime = web(request).runtime
-    forms = runtime.forms
-    filters = filters_of(request)
-    query = urlencode({k: v for k, v in filters.items() if v})
-    live = not request.query_params.get("cursor")
-    attrs = 'data-events="/api/events"' if live else ""
-    content = R.page(
+    forms = web(request).forms
+    listed = await calls_list(request)
+    query = urlencode({k: v for k, v in listed["filters"].items() if v})
+    return page(
+        request,
         "calls.html",
-        simulate=R.simulate_card([form_summary(f) for f in forms.values()])
-        if runtime.sandbox is not None
-        else "",
-        filters=R.filter_bar(filters, list(forms)),
-        fragment_url=R.e("/partials/calls" + (f"?{query}" if query else "")),
-        table=await calls_fragment(request),
+        title="Calls",
+        events="" if request.query_params.get("cursor") else "/api/events",
+        sandbox=web(request).runtime.sandbox is not None,
+        simulate_forms=[form_summary(f) for f in forms.values()],
+        form_ids=list(forms),
+        fragment_url="/partials/calls" + (f"?{query}" if query else ""),
+        **listed,
     )
-    return html(layout(request, "Calls", content, attrs))
 
 
 async def calls_partial(request: Request) -> Response:
     if not signed_in(request):
         return html("sign in first", 401)
-    return html(await calls_fragment(request))
+    return templates.TemplateResponse(
+        request, "_calls_table.html", await calls_list(request), headers=SECURITY_HEADERS
+    )
 
 
 async def call_view(request: Request) -> dict[str, Any] | None:
@@ -170,14 +163,13 @@ async def call_page(request: Request) -> Response:
             request,
             "There is no call with this id (finished calls are purged after the retention period).",
         )
-    sid = R.e(view["id"])
-    content = R.page(
+    return page(
+        request,
         "call.html",
-        fragment_url=f"/partials/calls/{sid}",
-        panels=R.call_panels(view),
+        title=view.get("form_title") or "Call",
+        events=f"/api/sessions/{view['id']}/events",
+        view=view,
     )
-    attrs = f'data-events="/api/sessions/{sid}/events"'
-    return html(layout(request, view.get("form_title") or "Call", content, attrs))
 
 
 async def call_partial(request: Request) -> Response:
@@ -186,12 +178,19 @@ async def call_partial(request: Request) -> Response:
     view = await call_view(request)
     if view is None:
         return html("no such call", 404)
-    return html(R.call_panels(view))
+    return templates.TemplateResponse(
+        request, "_call_panels.html", {"view": view}, headers=SECURITY_HEADERS
+    )
 
 
-def login_page(next_path: str, error: str = "", status: int = 200) -> Response:
-    err = f'<p class="error" role="alert">{R.e(error)}</p>' if error else ""
-    return html(R.page("login.html", error=err, next=R.e(next_path)), status)
+def login_page(request: Request, next_path: str, error: str = "", status: int = 200) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "login.html",
+        {"error": error, "next": next_path},
+        status_code=status,
+        headers=SECURITY_HEADERS,
+    )
 
 
 def signed_in_redirect(request: Request, next_path: str) -> Response:
@@ -202,9 +201,9 @@ def signed_in_redirect(request: Request, next_path: str) -> Response:
     return response
 
 
-def too_many(next_path: str, wait: int) -> Response:
+def too_many(request: Request, next_path: str, wait: int) -> Response:
     response = login_page(
-        next_path, f"Too many sign-in attempts from here; try again in {wait} s.", 429
+        request, next_path, f"Too many sign-in attempts from here; try again in {wait} s.", 429
     )
     response.headers["Retry-After"] = str(wait)
     return response
@@ -225,22 +224,22 @@ async def login(request: Request) -> Response:
         if token is None:
             if signed_in(request):
                 return RedirectResponse(next_path, status_code=303)
-            return login_page(next_path)
+            return login_page(request, next_path)
     # rate-limited per address (uvicorn takes it from X-Forwarded-For only when the
     # proxy is trusted, loopback by default: FORWARDED_ALLOW_IPS)
     address = request.client.host if request.client else "unknown"
     wait = auth.sign_ins.retry_after(address)
     if wait is not None:
-        return too_many(next_path, wait)
+        return too_many(request, next_path, wait)
     if request.method == "GET":
         if auth.token_ok(token):
             return signed_in_redirect(request, next_path)
         refused(request, address, "link")
-        return login_page(next_path, "That sign-in link's token is not right.", 401)
+        return login_page(request, next_path, "That sign-in link's token is not right.", 401)
     try:
         body = await request_body(request, LOGIN_BODY_BYTES)
     except PayloadTooLarge:
-        return login_page(next_path, "That request is too large.", 413)
+        return login_page(request, next_path, "That request is too large.", 413)
     except ClientGone:
         return Response(status_code=400)
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -249,7 +248,7 @@ async def login(request: Request) -> Response:
     if auth.token_ok(token):
         return signed_in_redirect(request, next_path)
     refused(request, address, "form")
-    return login_page(next_path, "That token is not right.", 401)
+    return login_page(request, next_path, "That token is not right.", 401)
 
 
 async def logout(request: Request) -> Response:
