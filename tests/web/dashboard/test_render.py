@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from collector.web.dashboard.render import templates
-from tests.api.conftest import Server, sandbox_server
+from tests.web.conftest import Server, sandbox_server
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import sandbox_server
+from tests.web.conftest import sandbox_server
 
 pytestmark = pytest.mark.anyio
 

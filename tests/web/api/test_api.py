@@ -11,23 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import TERMINAL, Server, sandbox_server
 from tests.harness import eventually
+from tests.web.conftest import TERMINAL, Server, assert_error, sandbox_server
 
 pytestmark = pytest.mark.anyio
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body
 
 
 async def test_forms_are_listed_with_their_exact_gather_parameters(server: Server) -> None:

@@ -22,8 +22,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
 from collector.web.auth import COOKIE_NAME
-from tests.api.conftest import Server, sandbox_server
 from tests.harness import eventually
+from tests.web.conftest import Server, sandbox_server
 
 pytestmark = pytest.mark.anyio
 

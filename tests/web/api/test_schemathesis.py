@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import sandbox_server
+from tests.web.conftest import sandbox_server
 
 pytestmark = pytest.mark.anyio
 

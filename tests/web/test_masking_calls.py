@@ -28,9 +28,9 @@ from collector.web import masking
 from collector.web.app import create_app
 from collector.web.live import LIVE_HISTORY_BYTES, SUBSCRIBER_QUEUE_BYTES, Hub
 from collector.web.masking import SENSITIVE_LINE, Masker
-from tests.api.conftest import FIXTURES, TERMINAL, TOKEN, Server, _settle
-from tests.api.test_sse import Watcher
 from tests.harness import eventually, free_socket, serve, write_config
+from tests.web.conftest import FIXTURES, TERMINAL, TOKEN, Server, _settle
+from tests.web.test_live import Watcher
 
 pytestmark = pytest.mark.anyio
 

@@ -9,9 +9,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from collector.web.auth import COOKIE_NAME
-from tests.api.conftest import TOKEN, Server, sandbox_server
-from tests.api.test_api import assert_error
+from collector.web.auth import COOKIE_MAX_AGE, COOKIE_NAME, Auth
+from tests.web.conftest import TOKEN, Server, assert_error, sandbox_server
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +176,16 @@ async def test_a_path_under_api_that_no_route_matches_is_a_401_without_credentia
     assert bare.status_code == 401
     assert bare.json()["error"]["code"] == "unauthorized"
     assert signed_in.status_code == 404
+
+
+def test_the_dashboard_cookie_expires_and_dies_with_the_token() -> None:
+    now = [1_000_000.0]
+    auth = Auth("token-a", clock=lambda: now[0])
+    cookie = auth.cookie_value()
+    assert auth.cookie_ok(cookie)
+    assert not Auth("token-b", clock=lambda: now[0]).cookie_ok(cookie)
+    now[0] += COOKIE_MAX_AGE + 1
+    assert not auth.cookie_ok(cookie)
+    assert not auth.cookie_ok(None) and not auth.cookie_ok("v1.x.y") and not auth.cookie_ok("a.b")
+    assert auth.token_ok("token-a") and not auth.token_ok("token-") and not auth.token_ok("")
+    assert auth.bearer_ok("Bearer token-a") and not auth.bearer_ok("Token token-a")

@@ -1,4 +1,5 @@
-"""A sandbox-mode server on loopback for the admin API, auth and live-stream tests."""
+"""A sandbox-mode server on loopback for the web edge's tests: the admin API, the
+dashboard, auth and the live streams."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ from tests.harness import eventually, free_socket, serve, write_config
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TOKEN = "test-admin-token-0123456789"
 TERMINAL = {"completed", "incomplete", "abandoned", "failed"}
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body
 
 
 @dataclass

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from collector.web.live import TYPES, Hub
-from tests.api.conftest import Server, _settle
 from tests.harness import eventually
+from tests.web.conftest import Server, _settle
 
 pytestmark = pytest.mark.anyio
 
@@ -202,6 +202,19 @@ async def test_many_clients_come_and_go_without_leaking_subscribers(server: Serv
         await w.__aexit__(None, None, None)
     counts = {len(w.events) for w in watchers}
     assert len(counts) <= 2  # the same events each (one may already hold a late one)
+
+    def until_finalized(w: Watcher) -> list[int | None]:
+        ids = []
+        for e in w.events:
+            ids.append(e.id)
+            if e.data and e.data["type"] == "session.finalized":
+                break
+        return ids
+
+    first = until_finalized(watchers[0])
+    assert len(first) >= 3 and first == sorted(set(first))  # ids only grow, none twice
+    assert all(until_finalized(w) == first for w in watchers)  # every client saw every one
+    assert all(e.data and e.data["session_id"] == sid for w in watchers for e in w.events)
     await eventually(lambda: _now(hub.subscriber_count == 0))
 
 
