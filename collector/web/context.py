@@ -17,6 +17,7 @@ from collector.web.presentation import session_detail
 if TYPE_CHECKING:
     from collector.core.forms import FormRegistry
     from collector.core.session.model import Session
+    from collector.ports import SessionStore
     from collector.runtime import Runtime
     from collector.web.auth import Auth
     from collector.web.live import Hub
@@ -32,7 +33,7 @@ class WebContext:
     openapi: dict[str, Any] = field(repr=False)  # GET /openapi.json, built once
 
     @property
-    def store(self) -> Any:
+    def store(self) -> SessionStore:
         return self.runtime.store
 
     @property

@@ -382,7 +382,7 @@ def _compiled_for(
     if not items:
         return _NOTHING
     key = (session_id, items)
-    found = _CACHE.get(key)
+    found: _Compiled | None = _CACHE.get(key)
     if found is None:
         found = _compile(items)
         size = 256 + sum(len(str(i[3])) for i in items) + sum(map(len, found.digits))
