@@ -1,4 +1,5 @@
-"""The SQLite store: group commits, savepoint isolation, migrations, outbox rows, pruning."""
+"""The SQLite store itself: group commits, savepoint isolation, migrations, its read
+connection. What every store does is in test_contract.py."""
 
 from __future__ import annotations
 
@@ -77,65 +78,6 @@ async def test_a_failing_job_does_not_undo_the_others_in_its_group(tmp_path: Pat
         )
         == 0
     )
-    await store.close()
-
-
-async def test_session_round_trips_and_is_found_by_call(tmp_path: Path) -> None:
-    """What is saved is what is loaded, by id and by call_control_id."""
-    store = await open_store(tmp_path)
-    s = session(1, state=State.GATHERING, partial={"name": "Maria"})
-    await store.commit_step(s)
-    assert await store.session_by_call("v3:c1") == s
-    assert await store.session("s1") == s
-    assert await store.session("nope") is None
-    await store.close()
-
-
-async def test_submission_and_its_deliveries_are_written_together(tmp_path: Path) -> None:
-    """A finalizing step writes the submission and one pending delivery per sink."""
-    store = await open_store(tmp_path)
-    sub = {"submission_id": "sub-1", "form": "contact", "status": "completed", "data": {}}
-    await store.commit_step(session(1, state=State.COMPLETED), submission=sub, sinks=["a", "b"])
-    due = (await store.poll_deliveries(now=10**10))[0]
-    assert sorted(r.sink for r in due) == ["a", "b"]
-    assert all(r.submission == sub and r.key == "sub-1" for r in due)
-    # a replay of the same step (crash before the ack) adds nothing
-    await store.commit_step(session(1, state=State.COMPLETED), submission=sub, sinks=["a", "b"])
-    assert len((await store.poll_deliveries(now=10**10))[0]) == 2
-    await store.close()
-
-
-async def test_dead_deliveries_can_be_requeued_and_submissions_replayed(tmp_path: Path) -> None:
-    """requeue() revives dead rows; replay() adds a new delivery under a new key."""
-    store = await open_store(tmp_path)
-    sub = {"submission_id": "sub-1", "form": "contact", "status": "completed"}
-    await store.commit_step(session(1, state=State.COMPLETED), submission=sub, sinks=["a"])
-    [row] = (await store.poll_deliveries(now=10**10))[0]
-    await store.update_delivery(row.id, state="dead", attempts=12, at=5.0, error="503")
-    assert [r.state for r in await store.list_deliveries()] == ["dead"]
-    assert await store.requeue(now=6.0) == 1
-    [again] = (await store.poll_deliveries(now=10**10))[0]
-    assert again.attempts == 0 and again.state == "pending"
-    new_id = await store.replay("sub-1", "a", "key-2", now=7.0)
-    rows = await store.deliveries_for("sub-1")
-    assert [r.key for r in rows] == ["sub-1", "key-2"] and rows[1].replay and rows[1].id == new_id
-    assert await store.replay("missing", "a", "key-3", now=8.0) is None
-    await store.close()
-
-
-async def test_prune_keeps_undelivered_submissions(tmp_path: Path) -> None:
-    """Old finished sessions go, unless a delivery of theirs is still pending."""
-    store = await open_store(tmp_path)
-    await store.commit_step(
-        session(1, state=State.COMPLETED),
-        submission={"submission_id": "x1", "form": "contact", "status": "completed"},
-        sinks=["a"],
-    )
-    await store.commit_step(session(2, state=State.COMPLETED))
-    removed = await store.prune(now=1000.0 + 40 * 86400, retention_days=30)
-    assert removed == 1
-    assert await store.session("s1") is not None  # pending delivery keeps it
-    assert await store.session("s2") is None
     await store.close()
 
 
