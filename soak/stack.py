@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -33,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from collector.simulator.fake_telnyx import FakeTelnyx
+from soak.poster import Poster
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMS = ROOT / "schemas"
@@ -196,6 +198,12 @@ class Server:
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far (user + system, all its threads)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_summary(self) -> tuple[Counter[str], Counter[str]]:
         """From the server's log (all its runs): lines by level, and the retries and
         repeats it logged (`delivery_retry` by sink, `command_retry`, `webhook_duplicate`)."""
@@ -238,18 +246,27 @@ class Stack:
 
 @asynccontextmanager
 async def stack(
-    workdir: Path, *, jsonl_dir: Path | None = None, pace: float = 0.05
+    workdir: Path, *, jsonl_dir: Path | None = None, pace: float = 0.05, cheap_http: bool = False
 ) -> AsyncIterator[Stack]:
-    """Start the fake Telnyx, the receiver and the server; stop them all after."""
+    """Start the fake Telnyx, the receiver and the server; stop them all after.
+
+    With `cheap_http` the fake posts its webhooks through `soak.poster` (aiohttp), not httpx.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     jsonl = (jsonl_dir or workdir) / "results.jsonl"
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     receiver = Receiver(secret)
     port = free_port()
-    fake = FakeTelnyx(f"http://127.0.0.1:{port}/webhooks/telnyx", pace=pace)
+    poster = Poster() if cheap_http else None
+    url = f"http://127.0.0.1:{port}/webhooks/telnyx"
+    fake = FakeTelnyx(url, pace=pace, http=poster)  # type: ignore[arg-type]
     fake.sender.retries = 200  # keep redelivering (up to ~6 min) while the server is down
     fake.retain_seconds = 120.0  # forget ended calls sooner: the soak places many
-    async with serve(receiver.app()) as hook_url, serve(fake.asgi_app()) as telnyx_url:
+    async with (
+        poster or contextlib.nullcontext(),  # closed last, once the fake has stopped sending
+        serve(receiver.app()) as hook_url,
+        serve(fake.asgi_app()) as telnyx_url,
+    ):
         (workdir / "collector.toml").write_text(
             f"forms_dir = {json.dumps(str(FORMS))}\n"
             'database_url = "sqlite:///collector.db"\n'
