@@ -5,7 +5,7 @@ composition root (collector.runtime) builds the implementations and hands each w
 only the part it uses.
 
 * `SessionStore`: the durable state of every call. SQLite implements it today
-  (collector.adapters.store.sqlite.SqliteStore); tests/store/contract.py is what any
+  (collector.adapters.store.sqlite.SqliteStore); tests/store/test_contract.py is what any
   other store must pass. Its parts `StepStore` (the engine's), `CommandStore` (the
   outbox's) and `DeliveryStore` (the delivery worker's) are what each worker is given.
 * `CallControl`: sends one Telnyx command (collector.adapters.telephony.control).

@@ -91,7 +91,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "workers": _BELOW_ADAPTERS,
     "simulator": {"errors", "core", "base"},
     "runtime": set(ORDER[: ORDER.index("runtime")]),
-    "web": {"errors", "core", "base", "ports", "adapters", "telephony", "runtime"},
+    "web": {"errors", "core", "base", "ports", "telephony", "runtime"},
     "cli": set(ORDER[: ORDER.index("cli")]),
 }
 
