@@ -168,8 +168,11 @@ def rows(run: SoakRun) -> list[tuple[str, str]]:
 async def _trial(st: Stack) -> int:
     """One call alone; how many webhooks it took."""
     before = len(st.fake.deliveries)
-    await st.place_call(0)
+    ccid = await st.place_call(0)
     await until(lambda: jsonl_lines(st.jsonl) >= 1, timeout=60)
+    # the fake is idle for a moment between the submission and the server's hangup (its
+    # grace): wait for the call's end, or its call.hangup goes uncounted
+    await until(lambda: st.fake.calls[ccid].end_time is not None, timeout=60)
     await asyncio.wait_for(st.fake.idle(), 60)
     return sum(1 for d in st.fake.deliveries[before:] if d.attempt == 1)
 
