@@ -2,50 +2,140 @@
 
 Theory of operation
 -------------------
-A session moves forward only:
+By state (model.State), as TRANSITIONS below has it row by row:
 
-    initiated -> answered -> gathering <-> keypad / confirming -> completed | incomplete
-                                     \\-> closing (hung up mid-gather, waiting for the result)
-    any non-terminal state -> abandoned (call gone) | failed (no form, command refused)
+    initiated   call.initiated -> answer;  call.answered -> gathering (no form: failed).
+                `answered` lasts only within call.answered's step.
+    gathering   ai_gather.ended -> gathering (re-ask, follow-up) | keypad | confirming
+                | completed | incomplete;  call.hangup -> closing;  a refused gather
+                is stopped and issued once more -> gathering
+    keypad      gather.ended -> keypad (the next field) | confirming | completed | incomplete
+    confirming  gather.ended -> gathering (a correction) | confirming (which field?)
+                | completed
+    closing     ai_gather.ended -> completed | abandoned;  the grace deadline -> abandoned
+    any live    call.hangup, the call gone, a cancel -> abandoned;  refused -> failed
+    ended       (completed, incomplete, abandoned, failed) closing_phase: goodbye ->
+                hangup -> done, or assistant (the hand-off) -> goodbye; call.hangup: done
 
-* `call.initiated` (incoming) -> answer. `call.answered` -> gather_using_ai for the form.
-* AI-gather webhooks of the *current* attempt update the live view; those of an earlier
-  attempt (by `client_state`) only go to the transcript.
-* `call.ai_gather.ended` is validated here, against the form (Telnyx's `status` is a
-  hint). Fields still wrong and under their `max_attempts` are asked again in one new
-  gather; after that, fields with `x-collector.dtmf` go to the keypad; then the session
-  finalizes (`completed` or `incomplete`).
-* `call.hangup` while an AI gather runs moves to `closing` and waits
-  `hangup_grace_seconds` for a late `ai_gather.ended` (Telnyx reorders webhooks), then
-  finalizes `abandoned` with what is valid so far.
-* Finalizing builds the submission once; a terminal session never changes its data again.
-  Then the closing speech plays and the call is hung up on `call.speak.ended` or after a
-  delay estimated from the speech's length.
-* Deadlines live on the session (`deadline`, `deadline_kind`); the shell feeds them back
-  as Timer events. Without a nearer one, the deadline is the session timeout, which
-  asks the shell to look the call up (`retrieve_status`) and finalizes if it is gone.
+* `call.ai_gather.ended` is validated here, against the whole form (Telnyx's `status` is
+  a hint). Fields still wrong and under their `max_attempts`, and fields a rule now
+  requires, are asked in one new gather; after that, wrong fields with `x-collector.dtmf`
+  go to the keypad, one by one; then the read-back (`confirm`) or the outcome.
+  `completed` is always the whole form's verdict: it is `incomplete` if the form fails.
+* AI-gather webhooks of the *running* attempt (by `client_state`) fill the live view;
+  the conversation of every attempt goes to the transcript, in any state.
+* `call.gather.ended` ends what is pending: a field's digits (keypad), the read-back's 1
+  or 2 (confirming/confirm), the digit of the field to correct (confirming/choose).
+* `call.hangup` during an AI gather waits `hangup_grace_seconds` in `closing` for a late
+  `ai_gather.ended` (Telnyx reorders webhooks).
+* Finalizing builds the submission once; a terminal session never changes its state or
+  data again, only its `closing_phase` as the call ends.
 
-The steps live by topic: step.py (the working state and its plumbing), gather_steps.py
-(the AI gather and re-ask), keypad_steps.py (keypad fallback, read-back, choice of field),
-closing_steps.py (finalize, goodbye and hangup, timers, failures, cancel, hand-off).
+Rules outside the table, in decide() and Turn:
+
+* A webhook whose id the session has seen is a duplicate: nothing changes. Any other
+  event counts as seen (its id joins `event_ids`) even when its row is absent, i.e. it is
+  ignored. Synthetic events (events.Synthetic) are never recorded nor duplicates.
+* A Timer is looked up by its deadline (a DeadlineKind in the table's event column). A
+  Timer for a deadline the session no longer has is ignored; a due one uses its deadline
+  up before its row runs.
+* After every event, a session without a nearer deadline gets the session timeout,
+  whose Timer asks the shell to look the call up (`retrieve_status`).
+
+The steps live by topic, imported one way: step.py (the Turn), answers.py (the form's
+verdict), finish.py (finalize, goodbye, hangup, hand-off), asks.py (starting each gather),
+then gather_steps.py, keypad_steps.py, closing_steps.py (what each event does).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING
 
-from collector.core.session import commands as C
+from collector.core.session import closing_steps as X
 from collector.core.session import events as E
-from collector.core.session.closing_steps import ClosingSteps
-from collector.core.session.gather_steps import GatherSteps, ai_gather_body
-from collector.core.session.keypad_steps import KeypadSteps
-from collector.core.session.model import Session, State
-from collector.core.session.step import DEFAULT_VOICE, Decision, Policy
+from collector.core.session import gather_steps as G
+from collector.core.session import keypad_steps as K
+from collector.core.session.asks import ai_gather_body
+from collector.core.session.model import ClosingPhase, DeadlineKind, GatherKind, Session, State
+from collector.core.session.step import DEFAULT_VOICE, Decision, Policy, Step, Turn
 
 if TYPE_CHECKING:
     from collector.core.forms import Form
 
-__all__ = ["DEFAULT_VOICE", "Decision", "Policy", "ai_gather_body", "decide"]
+__all__ = ["DEFAULT_VOICE", "IGNORED", "TRANSITIONS", "Decision", "Policy", "ai_gather_body"]
+__all__ += ["decide", "step_for"]
+
+
+class Group(Enum):
+    """A row for many states; a row naming the state itself comes first."""
+
+    LIVE = "any state before the outcome"
+    ENDED = "any terminal state"
+    ANY = "any state"
+
+
+LIVE, ENDED, ANY = Group.LIVE, Group.ENDED, Group.ANY
+
+# Where a row applies: a state or a group, alone or with the session's sub-state (the
+# running gather's kind while live, the closing phase once ended).
+Where = State | Group | tuple[State | Group, GatherKind | ClosingPhase]
+# What arrived: an event's type, or for a Timer the deadline it fires for.
+On = type[E.Event] | DeadlineKind
+
+TRANSITIONS: dict[tuple[Where, On], Step] = {
+    # the call rings and is answered
+    (State.INITIATED, E.CallInitiated): G.answer,  # incoming: answer (once)
+    (State.INITIATED, E.CallAnswered): G.start_form,  # gather_using_ai -> gathering | failed
+    # an AI gather runs
+    (State.GATHERING, E.AiGatherPartial): G.take_partial,  # the running attempt's -> partial
+    (State.GATHERING, E.AiGatherEnded): G.judge_gather,  # re-ask | keypad | read-back | end
+    (State.GATHERING, E.CallHangup): X.wait_for_late_result,  # -> closing, grace deadline
+    (State.GATHERING, E.CommandFailed): X.gather_refused,  # stop, issue once more | failed
+    # a keypad entry, the read-back, the choice of field
+    ((State.KEYPAD, GatherKind.KEYPAD), E.KeypadGatherEnded): K.keypad_entry,
+    ((State.CONFIRMING, GatherKind.CONFIRM), E.KeypadGatherEnded): K.read_back_answered,
+    ((State.CONFIRMING, GatherKind.CHOOSE), E.KeypadGatherEnded): K.field_chosen,
+    # hung up mid-gather, waiting for the late result
+    (State.CLOSING, E.AiGatherPartial): G.take_partial,
+    (State.CLOSING, E.AiGatherEnded): G.late_result,  # completed | abandoned
+    (State.CLOSING, E.CallHangup): X.record_hangup,
+    (State.CLOSING, E.CommandFailed): X.gather_refused,
+    (State.CLOSING, DeadlineKind.GRACE): X.grace_over,  # abandoned
+    # any state before the outcome
+    (LIVE, E.AiGatherEnded): G.stale_end,  # no AI gather runs: noted
+    (LIVE, E.CallHangup): X.abandon_on_hangup,  # abandoned
+    (LIVE, E.CallStatus): X.call_looked_up,  # gone: abandoned
+    (LIVE, E.CommandFailed): X.command_refused,  # call gone: abandoned; else failed
+    (LIVE, E.Cancel): X.cancel,  # gather_stop, abandoned, cancelled message
+    # after the outcome: the closing speech, the hand-off, the end of the call
+    ((ENDED, ClosingPhase.GOODBYE), E.SpeakEnded): X.speech_over,  # hangup
+    ((ENDED, ClosingPhase.GOODBYE), DeadlineKind.SPEECH): X.speech_over,  # hangup
+    ((ENDED, ClosingPhase.ASSISTANT), DeadlineKind.ASSISTANT): X.hand_off_over,
+    ((ENDED, ClosingPhase.ASSISTANT), E.Cancel): X.cancel_hand_off,
+    (ENDED, E.CallHangup): X.call_over,  # done
+    (ENDED, E.CallStatus): X.call_looked_up_after_end,  # gone: done
+    (ENDED, E.CommandFailed): X.command_failed_after_end,  # gone: done; goodbye: hangup
+    # in any state
+    (ANY, E.AiGatherPartial): G.record_transcript,
+    (ANY, E.AiGatherHistory): G.record_transcript,
+    (ANY, E.AiGatherEnded): G.record_transcript,
+    (ANY, E.ConversationEvent): X.record_conversation,
+    (ANY, DeadlineKind.TIMEOUT): X.reconcile,  # retrieve_status
+}
+
+IGNORED: dict[tuple[Where, On], str] = {
+    (ANY, E.CallInitiated): "answered once, in initiated",
+    (ANY, E.CallAnswered): "the form starts once, in initiated",
+    (ANY, E.KeypadGatherEnded): "no keypad gather of ours is pending",
+    (ANY, E.SpeakEnded): "only the end of the closing speech matters",
+    (ENDED, E.Cancel): "already over (a hand-off aside)",
+    (ANY, DeadlineKind.GRACE): "used up; nothing else waits for it",
+    (ANY, DeadlineKind.SPEECH): "used up; the hangup is already sent",
+    (ANY, DeadlineKind.ASSISTANT): "used up; the hand-off has ended",
+}
+"""Where nothing happens, and why; tests/session check that TRANSITIONS and IGNORED
+together decide every (state, event) pair."""
 
 _DEFAULT_POLICY = Policy()
 
@@ -60,51 +150,42 @@ def decide(
     """Apply one event to a session. Pure: the same inputs always give the same output."""
     if not isinstance(event, E.Synthetic) and event.id in session.event_ids:
         return Decision(session=session, duplicate=True)
-    step = _Step(session, event, form, policy, messages)
-    step.run()
-    return step.finish()
+    t = Turn(session, event, form, policy, messages)
+    on = _on(t, event)
+    step = step_for(t.s, on) if on is not None else None
+    if step is not None:
+        step(t, event)
+    return t.finish()
 
 
-class _Step(GatherSteps, KeypadSteps, ClosingSteps):
-    """One decide() call: the steps of every module, and the dispatch on the event."""
-
-    def run(self) -> None:
-        ev = self.event
-        handler = _HANDLERS.get(type(ev))
-        if handler is not None:
-            handler(self, ev)
-
-    def on_initiated(self, ev: E.CallInitiated) -> None:
-        if self.s.state != State.INITIATED or self.s.command_seq:
-            return
-        if ev.direction == "incoming":
-            self.command(C.ANSWER, kind="answer")
-
-    def on_answered(self, ev: E.CallAnswered) -> None:
-        if self.s.state != State.INITIATED:
-            return
-        self.set_state(State.ANSWERED)
-        if self.form is None:
-            self.set_state(State.FAILED)
-            self.s.outcome = "failed"
-            self.s.ended_at = self.at
-            self.closing_speech(self.messages.get("no_form", ""))
-            return
-        self.start_ai_gather(self.form.first_fields, self.form.parameters, greeting=None)
+def situations(s: Session) -> tuple[Where, ...]:
+    """The keys a session matches, most specific first."""
+    sub: GatherKind | ClosingPhase | None
+    if s.terminal:
+        group, sub = ENDED, s.closing_phase
+    else:
+        group, sub = LIVE, (s.gather.kind if s.gather is not None else None)
+    if sub is None:
+        return (s.state, group, ANY)
+    return ((s.state, sub), s.state, (group, sub), group, ANY)
 
 
-_HANDLERS: dict[type, Any] = {
-    E.CallInitiated: _Step.on_initiated,
-    E.CallAnswered: _Step.on_answered,
-    E.AiGatherPartial: _Step.on_partial,
-    E.AiGatherHistory: _Step.on_history,
-    E.AiGatherEnded: _Step.on_ai_ended,
-    E.KeypadGatherEnded: _Step.on_keypad_ended,
-    E.SpeakEnded: _Step.on_speak_ended,
-    E.CallHangup: _Step.on_hangup,
-    E.Timer: _Step.on_timer,
-    E.CallStatus: _Step.on_call_status,
-    E.CommandFailed: _Step.on_command_failed,
-    E.Cancel: _Step.on_cancel,
-    E.ConversationEvent: _Step.on_conversation,
-}
+def step_for(s: Session, on: On) -> Step | None:
+    """The step of the first row that matches the session and what arrived; None: ignored."""
+    for where in situations(s):
+        step = TRANSITIONS.get((where, on))
+        if step is not None:
+            return step
+    return None
+
+
+def _on(t: Turn, event: E.Event) -> On | None:
+    """What the table is looked up by; None for a stale Timer."""
+    if not isinstance(event, E.Timer):
+        return type(event)
+    s = t.s
+    if event.kind != s.deadline_kind or s.deadline is None or abs(event.due - s.deadline) > 1e-6:
+        return None  # a timer that was replaced or already handled
+    kind = s.deadline_kind
+    t.set_deadline(None, None)  # a due timer uses its deadline up, whatever its row does
+    return kind

@@ -1,7 +1,14 @@
-"""The working state of one decide() call, and the plumbing every step uses."""
+"""The working state of one decide() call (a Turn), and the plumbing every step uses.
+
+A step is a function `step(t: Turn, event) -> None` that changes `t.s` (a working copy of
+the session) and adds commands to `t.d`. The modules of steps import one another one way
+only: step <- answers <- finish <- asks <- gather_steps, keypad_steps, closing_steps
+<- decide (its table names every step an event can take).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +46,14 @@ class Decision:
     notes: list[str] = field(default_factory=list)
 
 
-class StepBase:
-    """The working copy of one decide() call: the session being built, the commands
-    decided so far, and the helpers the steps share. The steps themselves live in
-    gather_steps, keypad_steps and closing_steps; decide._Step combines them."""
+class Turn:
+    """One decide() call: the session being built (`s`), the decision so far (`d`), and
+    what every step reads (the event's time, the form, the policy, the spoken phrases).
+
+    Opening a Turn counts the event as seen (a webhook's id joins `event_ids`), whatever
+    step follows, even none."""
+
+    __slots__ = ("at", "d", "event", "form", "messages", "policy", "s")
 
     def __init__(
         self,
@@ -64,7 +75,16 @@ class StepBase:
         self.s.updated_at = max(self.s.updated_at, event.at)
 
     def finish(self) -> Decision:
-        self._schedule_timeout()
+        """Close the turn: without a nearer deadline, the session times out after a silence."""
+        s = self.s
+        if s.terminal and (s.closing_phase == ClosingPhase.DONE or not s.call_alive):
+            self.set_deadline(None, None)
+        elif s.deadline_kind in (DeadlineKind.GRACE, DeadlineKind.SPEECH, DeadlineKind.ASSISTANT):
+            pass
+        elif s.deadline_kind == DeadlineKind.TIMEOUT and isinstance(self.event, E.Timer):
+            pass  # just re-armed by the reconcile
+        else:
+            self.set_deadline(DeadlineKind.TIMEOUT, self.at + self.policy.session_timeout_seconds)
         return self.d
 
     def change(self, *what: str) -> None:
@@ -96,18 +116,6 @@ class StepBase:
         self.s.deadline_kind = kind
         self.s.deadline = at
 
-    def _schedule_timeout(self) -> None:
-        """Without a nearer deadline, the session times out after a silence."""
-        s = self.s
-        if s.terminal and (s.closing_phase == ClosingPhase.DONE or not s.call_alive):
-            self.set_deadline(None, None)
-            return
-        if s.deadline_kind in (DeadlineKind.GRACE, DeadlineKind.SPEECH, DeadlineKind.ASSISTANT):
-            return
-        if s.deadline_kind == DeadlineKind.TIMEOUT and isinstance(self.event, E.Timer):
-            return  # just re-armed by the reconcile
-        self.set_deadline(DeadlineKind.TIMEOUT, self.at + self.policy.session_timeout_seconds)
-
     def voice(self) -> dict[str, Any]:
         body: dict[str, Any] = {"voice": self.policy.default_voice}
         if self.form is not None:
@@ -118,29 +126,6 @@ class StepBase:
                 body["language"] = opts.speak_language
         return body
 
-    # steps that other modules' steps call (defined in the modules named)
-    def finalize(self, status: str, state: State | None = None) -> None:  # closing_steps
-        raise NotImplementedError
 
-    def confirm_or_finish(self) -> None:  # keypad_steps
-        raise NotImplementedError
-
-    def next_keypad_or_finish(self) -> None:  # keypad_steps
-        raise NotImplementedError
-
-    def start_ai_gather(
-        self, names: list[str], parameters: dict[str, Any], greeting: str | None
-    ) -> None:  # gather_steps
-        raise NotImplementedError
-
-    def take_value(self, name: str, values: dict[str, Any], source: str) -> None:
-        raise NotImplementedError  # gather_steps
-
-    def invalid_fields(self) -> list[str]:  # gather_steps
-        raise NotImplementedError
-
-    def required_now(self) -> dict[str, str]:  # gather_steps
-        raise NotImplementedError
-
-    def valid_data(self) -> dict[str, Any]:  # gather_steps
-        raise NotImplementedError
+Step = Callable[[Turn, Any], None]
+"""A step of the call flow: what one event does to a session in one situation."""
