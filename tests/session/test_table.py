@@ -122,14 +122,24 @@ def test_an_ignored_event_still_counts_as_seen_and_moves_the_timeout() -> None:
     assert call.feed(repeat).duplicate
 
 
+def section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end >= 0 else len(text)]
+
+
 @pytest.mark.parametrize(
     "doc",
     [
         pytest.param(inspect.getdoc(D) or "", id="decide.py"),
+        pytest.param(
+            section((ROOT / "README.md").read_text(encoding="utf-8"), "## How a call goes"),
+            id="README",
+        ),
     ],
 )
 def test_the_docs_name_every_state_and_sub_state(doc: str) -> None:
-    """The theory of operation follows the table."""
+    """The theory of operation and the README's "How a call goes" follow the table."""
     words = set(re.findall(r"(?<![.\w])[a-z_]+\b", doc))  # not call.answered's
     assert {s.value for s in State} - words == set()
     assert {p.value for p in ClosingPhase} - words == set()
