@@ -113,13 +113,16 @@ async def test_throttling_and_server_errors_are_transient(status: int) -> None:
 
 
 async def test_a_slow_api_is_a_transient_timeout() -> None:
-    async with serve(Recorder(delay=2.0).app()) as url:
+    api = Recorder(delay=2.0)
+    async with serve(api.app()) as url:
         ctl = control(url, timeout=0.3)
         try:
-            with pytest.raises(CommandTransient):
+            with pytest.raises(CommandTransient, match="timed out"):
                 await ctl.execute("v3:abc", "answer", {}, "cmd-1")
         finally:
             await ctl.close()
+    # it did reach the API: why the outbox re-sends it under the same command_id
+    assert [body["command_id"] for _, _, body in api.requests] == ["cmd-1"]
 
 
 async def test_an_unreachable_api_is_transient() -> None:
@@ -127,8 +130,10 @@ async def test_an_unreachable_api_is_transient() -> None:
     port = sock.getsockname()[1]
     ctl = control(f"http://127.0.0.1:{port}")
     try:
-        with pytest.raises(CommandTransient):
+        with pytest.raises(CommandTransient, match="Connection error"):
             await ctl.execute("v3:abc", "answer", {}, "cmd-1")
+        with pytest.raises(CommandTransient, match="Connection error"):
+            await ctl.is_alive("v3:abc")  # cannot be told: not "gone"
     finally:
         await ctl.close()
         sock.close()

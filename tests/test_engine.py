@@ -46,8 +46,11 @@ async def test_a_redelivered_event_is_a_duplicate_after_a_restart(tmp_path: Path
         assert await restarted.handle(initiated("ev-1")) == "duplicate"
         assert await restarted.handle(answered) == "applied"
         assert await engine_on(store).handle(answered) == "duplicate"
-        commands = await store.commands_for((await store.session_by_call(CCID)).id)  # type: ignore[union-attr]
+        session = await store.session_by_call(CCID)
+        assert session is not None and session.event_ids == ["ev-1", "ev-2"]
+        commands = await store.commands_for(session.id)
         assert [c.action for c in commands] == ["answer", "gather_using_ai"]
+        assert [c.seq for c in commands] == [1, 2]
     finally:
         await store.close()
     # a session's events are deduplicated through the session, so they need no row of their own
@@ -62,5 +65,9 @@ async def test_events_of_unknown_calls_are_remembered_once(tmp_path: Path) -> No
         stray = E.CallHangup(id="ev-9", call_control_id="v3:never-seen", at=1000.0)
         assert await engine_on(store).handle(stray) == "unknown_call"
         assert await engine_on(store).handle(stray) == "duplicate"
+        assert await store.session_by_call("v3:never-seen") is None  # no session made up
     finally:
         await store.close()
+    conn = sqlite3.connect(tmp_path / "collector.db")
+    seen = conn.execute("SELECT id, call_control_id, received_at FROM seen_events").fetchall()
+    assert seen == [("ev-9", "v3:never-seen", 1000.0)]

@@ -130,7 +130,9 @@ async def test_call_gone_is_fed_back_and_not_retried(tmp_path: Path) -> None:
         outbox.enqueue("s1", "v3:abc", [cmd])
         await eventually(lambda: _v(fed))
         assert isinstance(fed[0], E.CommandFailed) and fed[0].call_gone and fed[0].code == "90018"
-        assert len(api.seen) == 1
+        assert (fed[0].call_control_id, fed[0].seq, fed[0].action) == ("v3:abc", 1, "speak")
+        assert fed[0].detail == "Call has already ended"
+        assert len(fed) == 1 and len(api.seen) == 1
         assert (await store.commands_for("s1"))[0].state == "failed"
         await _close(outbox, store)
 
@@ -150,7 +152,9 @@ async def test_unconfirmed_command_is_reissued_with_a_fresh_id_only_if_the_call_
         await eventually(lambda: _v(outbox.pending() == 0), timeout=20)
         ids = [c for _, c in api.seen]
         assert ids[0] == cmd.command_id("s1") and len(ids) >= 2
+        assert set(ids[:-1]) == {cmd.command_id("s1")}  # retried as it was until the window
         assert ids[-1] == cmd.command_id("s1", retry=1)
+        assert {a for a, _ in api.seen} == {"hangup"}
         assert api.status_checks == 1 and fed == []
         assert (await store.commands_for("s1"))[0].state == "sent"
         await _close(outbox, store)
@@ -168,6 +172,8 @@ async def test_unconfirmed_command_for_a_dead_call_is_dropped_and_reported(tmp_p
         outbox.enqueue("s1", "v3:abc", [cmd])
         await eventually(lambda: _v(fed), timeout=20)
         assert isinstance(fed[0], E.CommandFailed) and fed[0].call_gone
+        assert (fed[0].seq, fed[0].action) == (1, "gather_using_ai")
+        assert len(fed) == 1 and api.status_checks == 1
         assert {c for _, c in api.seen} == {cmd.command_id("s1")}
         assert (await store.commands_for("s1"))[0].state == "expired"
         await _close(outbox, store)
@@ -183,6 +189,9 @@ async def test_pending_commands_are_restored_after_a_restart(tmp_path: Path) -> 
         assert await outbox.restore() == 1
         await eventually(lambda: _v(api.seen))
         assert api.seen == [("answer", cmd.command_id("s1"))]
+        await eventually(lambda: _v(outbox.pending() == 0))
+        [row] = await store.commands_for("s1")
+        assert (row.state, row.attempts) == ("sent", 1)
         await _close(outbox, store)
 
 

@@ -39,6 +39,7 @@ async def test_a_deadline_fires_once_as_a_timer_event() -> None:
     timers.track(_session("grace", due))  # the same deadline again: still one timer
     await asyncio.sleep(0.2)
     assert [(t.kind, t.due) for t in fired] == [("grace", due)]
+    assert fired[0].call_control_id == "v3:t" and fired[0].id == f"~timer:grace:{due}"
     assert len(timers) == 0
 
 
@@ -57,7 +58,9 @@ async def test_a_moving_session_timeout_keeps_its_timer_and_a_nearer_deadline_re
     await asyncio.sleep(0.2)
     assert [t.kind for t in fired] == ["grace"]
     timers.track(_session("timeout", now + 0.05))
+    assert len(timers) == 1
     timers.track(_session(None, None))
+    assert len(timers) == 0  # disarmed
     await asyncio.sleep(0.15)
     assert [t.kind for t in fired] == ["grace"]
     timers.close()

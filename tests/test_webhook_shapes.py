@@ -101,3 +101,9 @@ async def test_odd_shapes_of_every_event_get_200_or_400_and_the_server_keeps_wor
         fresh["data"]["id"] = "after-the-storm"
         fresh["data"]["payload"]["call_control_id"] = "v3:after-the-storm"
         assert (await stack.post(json.dumps(fresh).encode())).status_code == 200
+        # the fresh call was really taken in, and the stormed call's session still reads
+        after = await stack.runtime.store.session_by_call("v3:after-the-storm")
+        assert after is not None and after.event_ids == ["after-the-storm"]
+        assert (after.form, after.call.to) == ("contact", NUMBER)
+        stormed = await stack.runtime.store.session_by_call(ccid)
+        assert stormed is not None and initiated["data"]["id"] in stormed.event_ids
