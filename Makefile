@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= $(or $(COLLECTOR_PORT),8000)
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint typecheck bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,14 @@ $(CHROMIUM):
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: $(CHROMIUM) missing and apt-get not usable as this user: the browser test will not run"; fi
 
-test: $(STAMP) $(CHROMIUM)
+# mypy as pyproject's [tool.mypy] says: strict on the core and the ports, plain elsewhere.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: typecheck $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: typecheck
 	$(BIN)/ruff check collector tests bench soak
 	$(BIN)/ruff format --check collector tests bench soak
 
@@ -48,4 +52,4 @@ soak: $(STAMP)
 	$(BIN)/python -m soak
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache *.egg-info

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 __all__ = ["ByteLru", "approx_bytes", "session_bytes"]
 
 K = TypeVar("K")
 V = TypeVar("V")
+D = TypeVar("D")
 
 _ITEM = 16  # a fixed cost per container item and per scalar
 _WALK_BUDGET = 2_000
@@ -84,7 +85,11 @@ class ByteLru(Generic[K, V]):
     def __iter__(self) -> Iterator[K]:
         return iter(self._data)
 
-    def get(self, key: K, default: Any = None) -> Any:
+    @overload
+    def get(self, key: K) -> V | None: ...
+    @overload
+    def get(self, key: K, default: D) -> V | D: ...
+    def get(self, key: K, default: object = None) -> object:
         entry = self._data.get(key)
         if entry is None:
             return default
@@ -101,7 +106,11 @@ class ByteLru(Generic[K, V]):
             _, (_, dropped) = self._data.popitem(last=False)
             self.bytes -= dropped
 
-    def pop(self, key: K, default: Any = None) -> Any:
+    @overload
+    def pop(self, key: K) -> V | None: ...
+    @overload
+    def pop(self, key: K, default: D) -> V | D: ...
+    def pop(self, key: K, default: object = None) -> object:
         entry = self._data.pop(key, None)
         if entry is None:
             return default

@@ -107,6 +107,7 @@ def cmd_forms_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if form is None:
         print(f"collector: no form {args.form!r} (forms: {', '.join(forms)})", file=sys.stderr)
         return 1
+    body: dict[str, Any] | str | None
     if args.given is None:
         body = ai_gather_body(form, form.parameters)
     else:
@@ -153,6 +154,7 @@ async def _simulate(
     from collector.runtime import build_runtime
 
     runtime = build_runtime(settings, environ)
+    assert runtime.sandbox is not None  # cmd_simulate drops TELNYX_API_KEY
     if form_id not in runtime.forms:
         return 1, None, f"no form {form_id!r} (forms: {', '.join(runtime.forms)})"
     sock = serving.bind("127.0.0.1", 0)

@@ -92,7 +92,7 @@ def ai_gather(
         )
         call.ai = state
         await net.pause(call)
-        fields = {"calling_party_type": "pstn", "conversation_id": conversation_id}
+        fields: dict[str, Any] = {"calling_party_type": "pstn", "conversation_id": conversation_id}
         net.emit(call, "call.conversation.created", fields, client_state=cs)
         answered = 0
         for turn in plan.turns:
@@ -145,7 +145,10 @@ def assistant_conversation(
         if call.assistant is not state:
             return  # stopped before it started
         await net.pause(call)
-        fields = {"calling_party_type": "pstn", "conversation_id": state.conversation_id}
+        fields: dict[str, Any] = {
+            "calling_party_type": "pstn",
+            "conversation_id": state.conversation_id,
+        }
         net.emit(call, "call.conversation.created", fields, client_state=cs)
         await net.pause(call)
         for role, text in (("assistant", greeting), ("user", "That's all, thank you. Bye!")):

@@ -33,9 +33,8 @@ def _record(line: bytes) -> str | None:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(doc, dict) and isinstance(doc.get("submission_id"), str):
-        return doc["submission_id"]
-    return None
+    found = doc.get("submission_id") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _parses(line: bytes) -> bool:

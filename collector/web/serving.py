@@ -20,7 +20,8 @@ import contextlib
 import signal
 import socket
 import threading
-from typing import Any, ClassVar
+from collections.abc import Coroutine
+from typing import Any, ClassVar, TypeVar
 
 import h11
 import uvicorn
@@ -34,7 +35,10 @@ _TIMED_OUT = (
 )
 
 
-def run(coro: Any) -> Any:
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop (installed with uvicorn[standard]) when available: a cheaper loop."""
     try:
         import uvloop

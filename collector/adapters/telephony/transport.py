@@ -116,7 +116,7 @@ class CommandHttpClient(httpx.AsyncClient):
             **{k: v for k, v in body.items() if v is not None},
         )
 
-    async def send(  # type: ignore[override]
+    async def send(
         self, request: httpx.Request, *, stream: bool = False, **_: Any
     ) -> httpx.Response:
         if self.is_closed:

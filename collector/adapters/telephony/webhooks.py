@@ -91,7 +91,7 @@ def verify(body: bytes, headers: Mapping[str, str], public_key: str) -> None:
 def _line(message: dict[str, Any]) -> dict[str, Any]:
     """One transcript line cut to the bounds; a `role` or `content` that is not a string
     becomes its text, truncated (a line is kept, never dropped for its size)."""
-    line = clip(message, 1)
+    line: dict[str, Any] = clip(message, 1)  # an object stays an object
     for key in ("role", "content"):
         value = line.get(key)
         if value is not None and not isinstance(value, str):

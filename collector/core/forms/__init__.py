@@ -10,7 +10,6 @@ from collector.core.forms.form import FieldSpec, Form
 from collector.core.forms.loader import (
     FormProblem,
     FormRegistry,
-    FormsInvalid,
     check_forms,
     load_forms,
 )
@@ -22,6 +21,7 @@ from collector.core.forms.vocabulary import (
     FieldOptions,
     FormOptions,
 )
+from collector.errors import FormsInvalid
 
 __all__ = [
     "DEFAULT_MESSAGES",

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError as JsonSchemaError
+from jsonschema.protocols import Validator
 
 from collector.core.forms.choices import choices
 from collector.core.forms.merge import combine
@@ -100,14 +101,15 @@ def _pattern_properties(
 # Draft 2020-12 with ECMA-262 (ASCII) character classes in `pattern` and
 # `patternProperties` (jsonschema's `additionalProperties` still matches the names of
 # patternProperties with Python's classes: only a key in non-ASCII digits differs).
-FormValidator = validators.extend(
+# (types-jsonschema leaves extend() unannotated.)
+FormValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     {"pattern": _pattern, "patternProperties": _pattern_properties},
 )
 
 
-def _validator(schema: Any) -> Draft202012Validator:
-    return FormValidator(schema, format_checker=FORMAT_CHECKER)  # type: ignore[no-any-return]
+def _validator(schema: Any) -> Validator:
+    return FormValidator(schema, format_checker=FORMAT_CHECKER)
 
 
 def _plain(schema: dict[str, Any], names: list[str], required: list[str]) -> dict[str, Any]:
@@ -174,8 +176,8 @@ class Form:
     conditional: tuple[str, ...]
     sensitive_fields: frozenset[str]
     messages: dict[str, str]
-    _validator: Draft202012Validator = field(repr=False)
-    _field_validators: dict[str, Draft202012Validator] = field(repr=False)
+    _validator: Validator = field(repr=False)
+    _field_validators: dict[str, Validator] = field(repr=False)
     _rules: Rules = field(repr=False)
 
     @classmethod
@@ -300,6 +302,6 @@ class Form:
                 answers[name] = copy.deepcopy(examples[0])
             elif "default" in schema:
                 answers[name] = copy.deepcopy(schema["default"])
-            elif choices(schema):
-                answers[name] = copy.deepcopy(choices(schema)[0][0])
+            elif fixed := choices(schema):
+                answers[name] = copy.deepcopy(fixed[0][0])
         return answers

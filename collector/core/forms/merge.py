@@ -146,9 +146,9 @@ def combine(referenced: Any, siblings: Any) -> Any:
     if not referenced:
         return copy.deepcopy(siblings)
     if UNEVALUATED & (referenced.keys() | siblings.keys()):
-        out = copy.deepcopy(siblings)
-        out["allOf"] = [copy.deepcopy(referenced), *out.get("allOf", [])]
-        return out
+        kept = copy.deepcopy(siblings)
+        kept["allOf"] = [copy.deepcopy(referenced), *kept.get("allOf", [])]
+        return kept
     out: dict[str, Any] = {}
     apart: list[dict[str, Any]] = []
     grouped = frozenset().union(*_GROUPS)

@@ -84,8 +84,14 @@ def _email(error: ValidationError) -> list[str]:
     return [general]
 
 
+def _listed(error: ValidationError) -> list[Any]:
+    """The keyword's array (`enum`, `required`: an array in any form the meta-schema passed)."""
+    value = error.validator_value
+    return value if isinstance(value, list) else []
+
+
 def _format(error: ValidationError) -> list[str]:
-    fmt = error.validator_value
+    fmt = str(error.validator_value)  # `format` is a string in any form the meta-schema passed
     if fmt in ("email", "idn-email"):
         return _email(error)
     return [_FORMAT_WORDS.get(fmt, f"is not a valid {fmt}")]
@@ -112,7 +118,7 @@ def _one_of_choices(spoken: list[str]) -> list[str]:
 
 
 def _enum(error: ValidationError) -> list[str]:
-    return _one_of_choices([words(c) for c in error.validator_value])
+    return _one_of_choices([words(c) for c in _listed(error)])
 
 
 def _branches(fallback: str) -> Callable[[ValidationError], list[str]]:
@@ -127,7 +133,7 @@ def _branches(fallback: str) -> Callable[[ValidationError], list[str]]:
 
 def _required(error: ValidationError) -> list[str]:
     present = error.instance if isinstance(error.instance, dict) else {}
-    return [f"is missing its {_label(n)}" for n in error.validator_value if n not in present]
+    return [f"is missing its {_label(n)}" for n in _listed(error) if n not in present]
 
 
 def _min_length(error: ValidationError) -> list[str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
 
 from collector.core.pointer import escape
 
@@ -108,14 +108,12 @@ def rule_field_names(
 class Rules:
     """The root rules of one form, with their sub-validators compiled once."""
 
-    def __init__(
-        self, schema: Mapping[str, Any], make: Callable[[Any], Draft202012Validator]
-    ) -> None:
+    def __init__(self, schema: Mapping[str, Any], make: Callable[[Any], Validator]) -> None:
         self.schema = schema
         self._make = make
-        self._validators: dict[str, Draft202012Validator] = {}
+        self._validators: dict[str, Validator] = {}
 
-    def _validator(self, pointer: str, schema: Any) -> Draft202012Validator:
+    def _validator(self, pointer: str, schema: Any) -> Validator:
         validator = self._validators.get(pointer)
         if validator is None:
             validator = self._validators[pointer] = self._make(schema)

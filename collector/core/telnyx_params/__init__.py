@@ -123,13 +123,14 @@ def _pydantic_problems(action: str, body: Mapping[str, Any]) -> Problems:
     aliases = {f.name: wire for wire, f in root.fields.items()}
     out: Problems = []
     for loc, msg in errors:
-        pointer, current = "", body
+        pointer = ""
+        current: object = body
         for i, seg in enumerate(loc):
             if i == 0 and isinstance(seg, str):
                 seg = aliases.get(seg, seg)
-            in_map = isinstance(current, Mapping) and seg in current
-            in_list = isinstance(current, list) and isinstance(seg, int) and seg < len(current)
-            if in_map or in_list:
+            if (isinstance(current, Mapping) and seg in current) or (
+                isinstance(current, list) and isinstance(seg, int) and seg < len(current)
+            ):
                 current = current[seg]
             elif i == len(loc) - 1 and msg == "Field required":
                 pass  # a missing key is not in the data, but it is in the pointer
