@@ -17,6 +17,7 @@ import orjson
 import structlog
 
 from collector.config import Settings, TelnyxEnv, load_settings
+from collector.core.session.submission import Submission
 from collector.errors import ConfigurationError
 from collector.web import serving
 
@@ -150,7 +151,7 @@ def _follow_up_body(form: Any, given_text: str) -> dict[str, Any] | str | None:
 
 async def _simulate(
     settings: Settings, environ: Mapping[str, str], form_id: str, script: Any, timeout: float
-) -> tuple[int, dict[str, Any] | None, str]:
+) -> tuple[int, Submission | None, str]:
     from collector.runtime import build_runtime
 
     runtime = build_runtime(settings, environ)

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 from collector.core.session import events as E
 from collector.core.session.commands import Command
 from collector.core.session.model import Session
+from collector.core.session.submission import Submission
 from collector.records import CommandRow, DeadEventRow, DeliveryRow
 from collector.sinks import Sink
 
@@ -84,7 +85,7 @@ class StepStore(Protocol):
         self,
         session: Session,
         commands: Iterable[Command] = (),
-        submission: dict[str, Any] | None = None,
+        submission: Submission | None = None,
         sinks: Iterable[str] = (),
     ) -> PreparedStep:
         """Serialise one decision, writing nothing; raise on a value that can never be
@@ -182,7 +183,7 @@ class SessionStore(StepStore, CommandStore, DeliveryStore, Protocol):
         self,
         session: Session,
         commands: Iterable[Command] = (),
-        submission: dict[str, Any] | None = None,
+        submission: Submission | None = None,
         sinks: Iterable[str] = (),
     ) -> None:
         """step_rows() then commit_rows(), in one call."""
@@ -216,7 +217,7 @@ class SessionStore(StepStore, CommandStore, DeliveryStore, Protocol):
         """A session's commands in seq order, whatever their state."""
         ...
 
-    async def submission(self, submission_id: str) -> dict[str, Any] | None:
+    async def submission(self, submission_id: str) -> Submission | None:
         """A submission's body, as stored."""
         ...
 

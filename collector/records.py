@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from collector.core.session.submission import Submission
+
 
 @dataclass(slots=True)
 class CommandRow:
@@ -43,7 +45,7 @@ class DeliveryRow:
     created_at: float
     delivered_at: float | None
     last_error: str | None
-    submission: dict[str, Any] | None  # the body, where the query read it (due deliveries)
+    submission: Submission | None  # the body, where the query read it (due deliveries)
 
 
 @dataclass(slots=True)

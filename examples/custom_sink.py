@@ -16,9 +16,7 @@ or register it in code before the server starts:
 
 from __future__ import annotations
 
-from typing import Any
-
-from collector.sinks import DeliveryError
+from collector.sinks import DeliveryError, Submission
 
 
 class CrmSink:
@@ -31,7 +29,7 @@ class CrmSink:
     async def start(self) -> None:
         """Open connections here; a sink that is down at start-up only delays delivery."""
 
-    async def deliver(self, submission: dict[str, Any]) -> None:
+    async def deliver(self, submission: Submission) -> None:
         # Deliveries are retried after failures and crashes: make them idempotent on
         # submission_id (here, a set; in a real CRM, an upsert keyed by it).
         sid = submission["submission_id"]

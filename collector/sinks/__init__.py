@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from collector.core.session.submission import Submission as Submission  # its shape
 from collector.errors import DeliveryError as DeliveryError  # raised by sinks, from here
 
 
@@ -24,10 +25,11 @@ class Sink(Protocol):
 
     `deliver` raises on failure: `DeliveryError(retryable=False)` to give up at once,
     any other exception to be retried with backoff. Optional `async start()` and
-    `async close()` are called at server start and stop.
+    `async close()` are called at server start and stop. The submission is a plain dict
+    shaped as `Submission` (a sink may annotate it so, or as `Mapping[str, Any]`).
     """
 
-    async def deliver(self, submission: dict[str, Any]) -> None: ...
+    async def deliver(self, submission: Submission) -> None: ...
 
 
 SinkFactory = Callable[..., Sink]

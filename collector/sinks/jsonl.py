@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 import structlog
 
+from collector.sinks import Submission
+
 log = structlog.get_logger("collector.sinks.jsonl")
 
 
@@ -193,7 +195,7 @@ class JsonlSink:
     async def start(self) -> None:
         self._written = await asyncio.to_thread(self._load)
 
-    async def deliver(self, submission: dict[str, Any]) -> None:
+    async def deliver(self, submission: Submission) -> None:
         # deliveries that arrive while a write is under way wait for the lock together, and
         # the first of them to get it writes them all with one write and one fsync
         landed = asyncio.get_running_loop().create_future()

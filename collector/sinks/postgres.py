@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
-from collector.sinks import DeliveryError
+from collector.sinks import DeliveryError, Submission
 from collector.sinks.sqlite import stored_submission, text_or_none
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -152,7 +152,7 @@ class PostgresSink:
                     ) from exc
             return self._pool
 
-    async def deliver(self, submission: dict[str, Any]) -> None:
+    async def deliver(self, submission: Submission) -> None:
         doc = stored_submission(submission)
         try:
             args = (

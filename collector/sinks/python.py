@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-AsyncDeliver = Callable[[dict[str, Any]], Awaitable[Any]]
+from collector.sinks import Submission
+
+AsyncDeliver = Callable[[Submission], Awaitable[Any]]
 
 
 def _is_async(fn: Any) -> bool:
@@ -34,7 +36,7 @@ class FunctionSink:
         self.fn = fn
         self.target = target
 
-    async def deliver(self, submission: dict[str, Any]) -> None:
+    async def deliver(self, submission: Submission) -> None:
         await self.fn(submission)
 
     def __repr__(self) -> str:

@@ -17,18 +17,21 @@ from typing import Any
 
 import orjson
 
-from collector.sinks import DeliveryError
+from collector.sinks import DeliveryError, Submission
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Keys the outbox adds to a replayed delivery; they describe the delivery, not the submission.
 DELIVERY_KEYS = ("replay", "delivery_key")
 
 
-def stored_submission(submission: dict[str, Any]) -> dict[str, Any]:
+def stored_submission(submission: Submission) -> Submission:
     """The submission as a database sink stores it: without the outbox's replay markers."""
     if not any(k in submission for k in DELIVERY_KEYS):
         return submission
-    return {k: v for k, v in submission.items() if k not in DELIVERY_KEYS}
+    stored = submission.copy()
+    stored.pop("replay", None)
+    stored.pop("delivery_key", None)
+    return stored
 
 
 def text_or_none(value: Any) -> str | None:
@@ -98,7 +101,7 @@ class SqliteSink:
             if self._conn is None:
                 self._conn = await asyncio.to_thread(self._open)
 
-    async def deliver(self, submission: dict[str, Any]) -> None:
+    async def deliver(self, submission: Submission) -> None:
         doc = stored_submission(submission)
         try:
             sid = doc["submission_id"]

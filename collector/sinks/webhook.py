@@ -20,7 +20,7 @@ import httpx
 import orjson
 from standardwebhooks import Webhook
 
-from collector.sinks import DeliveryError
+from collector.sinks import DeliveryError, Submission
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 BODY_IN_MESSAGE = 300
@@ -70,7 +70,7 @@ class WebhookSink:
             "webhook-signature": self._signer.sign(msg_id, now, body.decode()),
         }
 
-    async def deliver(self, submission: dict[str, Any]) -> None:
+    async def deliver(self, submission: Submission) -> None:
         try:
             msg_id = str(submission.get("delivery_key") or submission["submission_id"])
             body = orjson.dumps(submission)

@@ -379,10 +379,10 @@ class Hub:
         )
 
     def _on_delivery(self, sink: str, outcome: str, row: DeliveryRow) -> None:
-        submission = row.submission or {}
-        session_id = submission.get("session_id")
-        if not session_id:
+        submission = row.submission
+        if submission is None or not submission.get("session_id"):
             return
+        session_id = submission["session_id"]
         form, state = self._known.get(session_id) or (submission.get("form"), None)
         self.publish(
             "delivery.updated",

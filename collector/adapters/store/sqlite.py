@@ -20,6 +20,7 @@ from collector.adapters.store.rows import command_row, dead_event_row, delivery_
 from collector.adapters.store.writer import Rows
 from collector.core.session.commands import Command
 from collector.core.session.model import Session
+from collector.core.session.submission import Submission
 from collector.errors import StoreRefused
 from collector.records import CommandRow, DeadEventRow, DeliveryRow
 
@@ -79,7 +80,7 @@ class SqliteStore(WriterJobs):
         self,
         session: Session,
         commands: Iterable[Command] = (),
-        submission: dict[str, Any] | None = None,
+        submission: Submission | None = None,
         sinks: Iterable[str] = (),
     ) -> None:
         """Save one decision atomically: the session, its outbox rows, its submission.
@@ -101,7 +102,7 @@ class SqliteStore(WriterJobs):
     def step_rows(
         session: Session,
         commands: Iterable[Command] = (),
-        submission: dict[str, Any] | None = None,
+        submission: Submission | None = None,
         sinks: Iterable[str] = (),
     ) -> Rows:
         """One decision as rows: everything serialised, nothing written yet. A value that
@@ -265,7 +266,7 @@ class SqliteStore(WriterJobs):
 
     # -- submissions and deliveries ---------------------------------------------------
 
-    async def submission(self, submission_id: str) -> dict[str, Any] | None:
+    async def submission(self, submission_id: str) -> Submission | None:
         sql = "SELECT body FROM submissions WHERE id = ?"
         body = await self.run(lambda conn: _value(conn, sql, (submission_id,)))
         return orjson.loads(body) if body else None

@@ -38,7 +38,7 @@ def finalize(t: Turn, status: str, state: State | None = None) -> None:
         t.set_deadline(None, None)
     submission = build_submission(t.s, t.form, status, t.at)
     t.s.submission_id = submission["submission_id"]
-    t.s.errors = list(submission["errors"])
+    t.s.errors = [{"pointer": e["pointer"], "message": e["message"]} for e in submission["errors"]]
     t.d.submission = submission
     t.change("finalized")
     if t.s.call_alive:

@@ -16,6 +16,7 @@ from collector.core.session import commands as C
 from collector.core.session import events as E
 from collector.core.session.client_state import encode
 from collector.core.session.model import ClosingPhase, DeadlineKind, Session, State
+from collector.core.session.submission import Submission
 
 if TYPE_CHECKING:
     from collector.core.forms import Form
@@ -40,7 +41,7 @@ class Decision:
 
     session: Session
     commands: list[C.Command] = field(default_factory=list)
-    submission: dict[str, Any] | None = None
+    submission: Submission | None = None
     changes: set[str] = field(default_factory=set)
     duplicate: bool = False
     notes: list[str] = field(default_factory=list)

@@ -1,18 +1,96 @@
-"""Build the submission every sink receives (its shape is pinned by DESIGN.md)."""
+"""Build the submission every sink receives; its shape (`Submission`) is README's.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: on Python 3.11 a TypedDict whose
+annotations are strings counts its `NotRequired` keys as required at run time.
+"""
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, overload
 
 if TYPE_CHECKING:
     from collector.core.forms import Form
     from collector.core.session.model import Session
 
+__all__ = [
+    "CallReport",
+    "FieldReport",
+    "Problem",
+    "Submission",
+    "TranscriptLine",
+    "build_submission",
+    "iso",
+    "pointer",
+    "submission_id",
+]
+
+
+class FieldReport(TypedDict):
+    """One form field in `fields`: where its value came from, and what was wrong on the way."""
+
+    source: str | None  # "ai", "dtmf"...; None: never collected
+    attempts: int
+    errors: list[str]  # every problem it had, in order
+    value: NotRequired[Any]  # only when valid
+    required_by: NotRequired[str]  # the pointer of the root rule that required it
+
+
+class Problem(TypedDict):
+    """One item of `errors`: what is wrong, by JSON pointer ("" for the whole form)."""
+
+    pointer: str
+    message: str
+
+
+# functional syntax: `from` is a keyword
+CallReport = TypedDict(
+    "CallReport",
+    {
+        "call_control_id": str,
+        "call_session_id": str | None,
+        "from": str,
+        "to": str,
+        "direction": str,
+    },
+)
+
+
+class TranscriptLine(TypedDict):
+    """One line of the conversation, with the gather attempt it belongs to."""
+
+    role: str
+    content: str
+    attempt: int
+
+
+class Submission(TypedDict):
+    """The final record of a session, as every sink receives it (README, "The submission")."""
+
+    submission_id: str
+    session_id: str
+    form: str
+    form_version: str
+    status: str  # completed, incomplete or abandoned
+    data: dict[str, Any]  # validated values only
+    errors: list[Problem]
+    fields: dict[str, FieldReport]
+    call: CallReport
+    attempts: int
+    started_at: str
+    ended_at: str
+    transcript: list[TranscriptLine]
+    # set by the outbox on a replayed delivery (`collector outbox replay`), never stored
+    replay: NotRequired[bool]
+    delivery_key: NotRequired[str]  # the replay's own delivery key
+
+
 _SUBMISSION_NS = uuid.UUID("0b6f3a52-9d1c-4c61-8f0e-2a7d5e4b9c13")
 
 
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: float | None) -> str | None: ...
 def iso(ts: float | None) -> str | None:
     """Seconds since the epoch as an ISO 8601 UTC timestamp."""
     if ts is None:
@@ -30,13 +108,13 @@ def submission_id(session_id: str) -> str:
     return str(uuid.uuid5(_SUBMISSION_NS, session_id))
 
 
-def build_submission(session: Session, form: Form, status: str, at: float) -> dict[str, Any]:
+def build_submission(session: "Session", form: "Form", status: str, at: float) -> Submission:
     """The final record of a session, with only validated values in `data`."""
     data = {name: fs.value for name, fs in session.fields.items() if fs.valid}
     required = form.requirements(data)
     verdict = form.validate(data)
-    fields: dict[str, Any] = {}
-    errors: list[dict[str, str]] = []
+    fields: dict[str, FieldReport] = {}
+    errors: list[Problem] = []
     for name in form.fields:
         state = session.fields.get(name)
         rule = required.get(name)
@@ -48,7 +126,7 @@ def build_submission(session: Session, form: Form, status: str, at: float) -> di
                 if name in form.conditional:
                     fields[name]["required_by"] = rule
             continue
-        entry: dict[str, Any] = {
+        entry: FieldReport = {
             "source": state.source,
             "attempts": state.attempts,
             "errors": list(state.errors),
@@ -85,5 +163,7 @@ def build_submission(session: Session, form: Form, status: str, at: float) -> di
         "attempts": session.attempt,
         "started_at": iso(session.started_at),
         "ended_at": iso(at),
-        "transcript": [m.model_dump() for m in session.transcript],
+        "transcript": [
+            {"role": m.role, "content": m.content, "attempt": m.attempt} for m in session.transcript
+        ],
     }
