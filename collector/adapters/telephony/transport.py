@@ -44,7 +44,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=tls_context())
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        # httpx decodes the body by its Content-Encoding; aiohttp must not decode it first
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

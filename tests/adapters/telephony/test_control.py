@@ -244,12 +244,6 @@ async def test_an_error_body_that_is_not_telnyxs_shape_is_kept_short_in_the_deta
     assert len(caught.value.detail) == 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a gzip response (which the transport asks for) is decoded twice: the applied "
-    "command comes back as CommandTransient 'Connection error.' (see test_transport.py)",
-    raises=CommandTransient,
-)
 async def test_a_compressed_reply_is_read_like_any_other() -> None:
     async def reply(request: Request) -> Response:
         return Response(
