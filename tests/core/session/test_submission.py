@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 import pytest
-from test_decide import Call
 
 from collector.core.forms import load_forms
 from collector.core.session import events as E
 from collector.core.session.submission import FieldReport, Submission
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_decide import Call
+
+ROOT = Path(__file__).resolve().parents[3]
 LEAVES = (str, int, float, bool, type(None))
 
 

@@ -34,7 +34,7 @@ from referencing.jsonschema import DRAFT202012
 from collector.core.forms import Form, load_forms
 from collector.core.forms.form import FORMAT_CHECKER, FormValidator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DIRS = [ROOT / "schemas", ROOT / "examples" / "forms", ROOT / "tests" / "fixtures" / "semantics"]
 CASES = [(d, form_id) for d in DIRS for form_id in load_forms(d)]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_decide import Call
 
 from collector.core.forms import load_forms
 from collector.core.session import decide as D
@@ -27,7 +26,9 @@ from collector.core.session.model import (
     State,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_decide import Call
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def event_classes() -> set[type[E.Event]]:

@@ -17,7 +17,7 @@ from tests.live_stack import NUMBER, Stack, live_stack
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(name="stack")

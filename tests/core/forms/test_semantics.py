@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Writer, minimal
 
 from collector.core.forms import load_forms
 from collector.core.forms.merge import combine
 
+from .conftest import Writer, minimal
+
 Lint = Callable[[], list[str]]
-SEMANTICS = Path(__file__).resolve().parents[1] / "fixtures" / "semantics"
+SEMANTICS = Path(__file__).resolve().parents[2] / "fixtures" / "semantics"
 
 
 @pytest.fixture(name="corpus", scope="module")

@@ -13,7 +13,7 @@ from collector.core.session import events as E
 from collector.core.session.decide import Policy, decide
 from collector.core.session.model import CallInfo, Session
 
-FORMS = load_forms(Path(__file__).resolve().parent.parent / "fixtures" / "forms")
+FORMS = load_forms(Path(__file__).resolve().parents[2] / "fixtures" / "forms")
 FORM = FORMS["contact"]
 CCID = "v3:prop"
 GOOD = {"name": "Maria Gonzalez", "email": "maria@example.com", "age": 36}

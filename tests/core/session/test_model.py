@@ -7,14 +7,15 @@ from typing import Any
 
 import orjson
 import pytest
-from test_decide import Call
 
 from collector.core.forms import load_forms
 from collector.core.session import commands as C
 from collector.core.session import events as E
 from collector.core.session.model import ClosingPhase, DeadlineKind, GatherKind, Session, State
 
-FORMS = Path(__file__).resolve().parent.parent / "fixtures" / "forms"
+from .test_decide import Call
+
+FORMS = Path(__file__).resolve().parents[2] / "fixtures" / "forms"
 
 # A session as an earlier version stored it (model_dump_json(by_alias=True)): its gather
 # was refused once and issued again, which that version counted as `tries`.

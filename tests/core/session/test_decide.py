@@ -14,7 +14,7 @@ from collector.core.session.client_state import decode
 from collector.core.session.decide import Decision, Policy, decide
 from collector.core.session.model import CallInfo, Session, State
 
-FORMS = Path(__file__).resolve().parent.parent / "fixtures" / "forms"
+FORMS = Path(__file__).resolve().parents[2] / "fixtures" / "forms"
 CCID = "v3:test-call"
 POLICY = Policy(hangup_grace_seconds=5, session_timeout_seconds=1800)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCHEMAS, Writer, minimal
 
 from collector.core.forms import (
     Form,
@@ -18,6 +17,8 @@ from collector.core.forms import (
     check_forms,
     load_forms,
 )
+
+from .conftest import SCHEMAS, Writer, minimal
 
 STRIPPED = {
     "$ref",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
 Writer = Callable[..., Path]
 

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_decide import Call
 
 from collector.core.forms import load_forms
 from collector.core.session import commands as C
 from collector.core.session import events as E
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_decide import Call
+
+ROOT = Path(__file__).resolve().parents[3]
 SEMANTICS = ROOT / "tests" / "fixtures" / "semantics"
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCHEMAS, Writer, minimal
 
 from collector.core.forms import DEFAULT_MESSAGES, Form, load_forms
 from collector.core.forms.vocabulary import ConfirmOptions
+
+from .conftest import SCHEMAS, Writer, minimal
 
 PROPERTIES: dict[str, Any] = {
     "email": {"type": "string", "format": "email", "description": "Email address"},
