@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -75,6 +77,7 @@ class Settings(BaseModel):
     forms_dir: Path = Path("schemas")
     database_url: str = "sqlite:///collector.db"
     database_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    database_pool_size: int = Field(10, ge=1)
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -100,19 +103,117 @@ class Settings(BaseModel):
         return self.path(self.forms_dir)
 
     @property
+    def database(self) -> DatabaseUrl:
+        """The store `database_url` names; ConfigurationError (one line, no password) if
+        it names none."""
+        try:
+            return parse_database_url(self.database_url, self.path)
+        except ValueError as exc:
+            raise ConfigurationError([f"{self.source}: /database_url: {exc}"]) from None
+
+    @property
     def sqlite_path(self) -> str:
         """The SQLite file behind `database_url` (`sqlite:///relative` or `sqlite:////abs`)."""
-        url = self.database_url
-        if not url.startswith("sqlite:///"):
+        db = self.database
+        if db.kind != "sqlite":
             raise ConfigurationError(
-                [f"{self.source}: /database_url: only sqlite:/// URLs are supported for now"]
+                [f"{self.source}: /database_url: {db.shown} is not a SQLite database"]
             )
-        rest = url[len("sqlite:///") :]
-        return ":memory:" if rest == ":memory:" else str(self.path(rest))
+        return db.target
 
     def sink_configs(self) -> list[SinkConfig]:
         """The configured sinks; with none at all, one jsonl sink writing results.jsonl."""
         return self.sinks or [SinkConfig(type="jsonl", path="results.jsonl")]
+
+
+_DATABASE_HINT = "expected sqlite:///path/to/file.db or postgresql://user@host:5432/dbname"
+_SECRET_PARAM = re.compile(r"(?i)(^|&)((?:ssl)?password)=([^&]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUrl:
+    """A parsed `database_url`: which store, what it opens, and how to show it."""
+
+    kind: Literal["sqlite", "postgresql"]
+    target: str  # sqlite: the file (or ":memory:"); postgresql: the URL as given
+    shown: str  # the URL without its password, for logs and errors
+    hosts: str = ""  # postgresql: host:port[,host:port], as messages name them
+    password: str | None = None  # postgresql: to scrub from a driver's messages
+
+    def scrub(self, text: str) -> str:
+        """`text` with the URL's password (as given, or percent-decoded) cut out."""
+        for secret in {self.password or "", unquote(self.password or "")} - {""}:
+            text = text.replace(secret, "***")
+        return text
+
+
+def redact(url: str) -> str:
+    """`url` without its password: the user part's `:password@` and any `password=` (or
+    `sslpassword=`) query parameter become `***`. Never raises, whatever the text."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    at = rest.rfind("@")
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    end = min(ends) if ends else len(rest)
+    colon = rest.find(":", 0, min(end, at))
+    # the authority ends at the first / ? #; an @ after that is the userinfo's only if what
+    # follows the colon cannot be a port (a password holding / ? # unencoded)
+    if 0 <= colon < at and (at < end or not rest[colon + 1 : end].isdigit()):
+        rest = f"{rest[:colon]}:***{rest[at:]}"
+    path, q, query = rest.partition("?")
+    if q:
+        query = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}=***", query)
+    return f"{scheme}://{path}{q}{query}"
+
+
+def parse_database_url(url: str, resolve: Callable[[str], Path] = Path) -> DatabaseUrl:
+    """`sqlite:///file` (relative to `resolve`) or `postgresql://` / `postgres://`; else a
+    ValueError whose message never holds the password."""
+    if url.startswith("sqlite:///"):
+        rest = url[len("sqlite:///") :]
+        if not rest:
+            raise ValueError(f"no file after sqlite:/// ({_DATABASE_HINT})")
+        target = ":memory:" if rest == ":memory:" else str(resolve(rest))
+        return DatabaseUrl("sqlite", target, url)
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        got = f"{scheme}://" if sep and scheme.isalnum() else "no scheme"
+        raise ValueError(f"not a database URL: {_DATABASE_HINT} (got {got})")
+    head, _, query = rest.partition("?")
+    userinfo, _, hostpath = head.rpartition("@")
+    if any(c in userinfo for c in "/#@") or "#" in query:
+        raise ValueError(
+            "a PostgreSQL URL that does not parse: percent-encode any / # @ ? in the user"
+            " or password (a / is %2F), and give no #fragment"
+        )
+    netloc = hostpath.split("/", 1)[0]
+    hosts = []
+    for part in netloc.split(",") if netloc else []:
+        host, port = _host_port(part)
+        hosts.append(f"{host or 'localhost'}:{port or 5432}")
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else None
+    for m in _SECRET_PARAM.finditer(query):
+        password = password or m.group(3)
+    return DatabaseUrl(
+        "postgresql", url, redact(url), ",".join(hosts) or "localhost:5432", password or None
+    )
+
+
+def _host_port(part: str) -> tuple[str, str]:
+    if part.startswith("["):  # [IPv6]:port
+        host, bracket, port = part[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            raise ValueError("a PostgreSQL URL that does not parse: a [host] is not closed")
+        port = port[1:]
+    else:
+        host, _, port = part.partition(":")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(
+            "a PostgreSQL URL whose port is not a number from 1 to 65535 (in a password,"
+            " percent-encode a ? as %3F)"
+        )
+    return (f"[{host}]" if ":" in host else host), port
 
 
 class TelnyxEnv(BaseModel):

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from collector.adapters.store.sqlite import SqliteStore
-from collector.config import Settings, TelnyxEnv
+from collector.adapters.store.database import make_store
+from collector.config import DatabaseUrl, Settings, TelnyxEnv
 from collector.core.forms import Form, FormRegistry, check_forms
 from collector.core.session import events as E
 from collector.core.session.decide import Decision, Policy
@@ -260,8 +260,9 @@ def build_runtime(
             f"{settings.source}: /routing/default_form: no form {routing.default_form!r}"
             f" (forms: {', '.join(sorted(forms))})"
         )
+    database: DatabaseUrl | None = None
     try:
-        settings.sqlite_path  # noqa: B018 - validates database_url
+        database = settings.database
     except ConfigurationError as exc:
         problems.extend(exc.problems)
     address = SelfUrl()
@@ -298,13 +299,14 @@ def build_runtime(
                 reason="TELNYX_API_KEY is not set, so this is sandbox mode: webhooks are"
                 " verified with the simulator's key and commands go to the simulator",
             )
-    if problems:
+    if problems or database is None:
         raise ConfigurationError(problems)
 
     metrics = Metrics()
-    store = SqliteStore(
-        settings.sqlite_path,
+    store = make_store(
+        database,
         synchronous=settings.database_synchronous,
+        pool_size=settings.database_pool_size,
         on_commit=metrics.observe_commit,
     )
     policy = Policy(

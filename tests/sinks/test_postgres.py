@@ -7,7 +7,6 @@ the server-backed tests are skipped, except under CI=true, where they fail.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -20,10 +19,11 @@ import pytest
 
 from collector.sinks import DeliveryError
 from collector.sinks.postgres import PostgresSink, from_config
+from tests.pg import HOST, PORT, connect_or_skip
 
 from .contract import SinkContract, as_replay, closed, make_submission, started
 
-HOST, PORT, DATABASE = "127.0.0.1", 5432, "test"
+DATABASE = "test"
 
 
 @dataclass
@@ -50,23 +50,9 @@ class Pg:
         ]
 
 
-async def connect_or_skip() -> tuple[str, asyncpg.Connection]:
-    error: BaseException | None = None
-    for user in ("postgres", "root"):
-        dsn = f"postgresql://{user}@{HOST}:{PORT}/{DATABASE}"
-        try:
-            return dsn, await asyncpg.connect(dsn, timeout=5)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            error = exc
-    message = f"no PostgreSQL on {HOST}:{PORT}: {type(error).__name__}: {error}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 async def pg() -> AsyncIterator[Pg]:
-    dsn, conn = await connect_or_skip()
+    dsn, conn = await connect_or_skip(DATABASE)
     table = f"sink_test_{uuid.uuid4().hex[:12]}"
     try:
         yield Pg(dsn, conn, table)

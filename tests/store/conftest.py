@@ -1,31 +1,63 @@
 """The stores the contract suite (test_contract.py) runs against, one param each.
 
-To add a store (the PostgreSQL one): add to STORES an async factory that takes a fresh
-directory and returns the store, not yet opened (its own database or schema per test).
+To add a store: add to STORES an async factory that takes the test's request and a fresh
+directory and returns the store, not yet opened, over a database of its own.
+
+The PostgreSQL leg runs on the machine's server (tests/pg.py): one database per test run
+(`collector_test_<random>`, dropped at the end), a schema of its own in it per test (the
+store works in it through `?search_path=`). Without a server it is skipped with the
+reason, except under CI=true, where that is a failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from collector.adapters.store.postgres import PostgresStore
 from collector.adapters.store.sqlite import SqliteStore
 from collector.ports import SessionStore
+from tests.pg import drop_schema, run_apart, scratch_database, scratch_schema
 
 
-async def _sqlite(tmp_path: Path) -> SessionStore:
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """This run's own database on the PostgreSQL server: its URL."""
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """A URL to a schema of this test's own in the run's database (dropped after it)."""
+    schema, url = run_apart(lambda: scratch_schema(pg_database))
+    try:
+        yield url
+    finally:
+        run_apart(lambda: drop_schema(pg_database, schema))
+
+
+async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
     return SqliteStore(tmp_path / "db" / "collector.db")
 
 
-STORES: dict[str, Callable[[Path], Awaitable[SessionStore]]] = {"sqlite": _sqlite}
+async def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
+    return PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
 
 
-@pytest.fixture(params=sorted(STORES))
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Awaitable[SessionStore]]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
+MARKS = {"postgres": [pytest.mark.postgres]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(STORES)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
     """An open, empty store of each implementation; closed after the test."""
-    made = await STORES[request.param](tmp_path)
+    made = await STORES[request.param](request, tmp_path)
     await made.open()
     try:
         yield made

@@ -1,0 +1,438 @@
+"""The PostgreSQL store: what the SQLite store holds, on asyncpg with a pool.
+
+Each step is one statement (data-modifying CTEs: the session upsert, its commands, its
+submission and deliveries), so it is one transaction and one round trip, durable when
+PostgreSQL acknowledges its commit. A value PostgreSQL refuses for what it is (a
+constraint, a value it cannot take) is StoreRefused, as the SQLite store's; any other
+error (the server down or restarting, a timeout) is the store's state at the moment.
+The schema is migrated at open() (postgres_migrations.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from collector.adapters.store.postgres_migrations import upgrade
+from collector.adapters.store.postgres_sql import STEP, newest_first, prune_statements
+from collector.adapters.store.problems import DatabaseUnavailable, SchemaTooNew
+from collector.adapters.store.rows import command_row, dead_event_row, delivery_row
+from collector.config import DatabaseUrl, parse_database_url
+from collector.core.session.commands import Command
+from collector.core.session.model import Session
+from collector.core.session.submission import Submission
+from collector.errors import StoreRefused
+from collector.records import CommandRow, DeadEventRow, DeliveryRow
+
+log = structlog.get_logger("collector.store")
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+COMMAND_TIMEOUT_SECONDS = 30.0  # a hung server fails a query (retried), never hangs a worker
+CLOSE_TIMEOUT_SECONDS = 10.0
+
+# What PostgreSQL (or asyncpg, before sending) raises when it refuses the rows themselves:
+# class 22 (data exception: a NUL in text, a number out of range), class 23 (a constraint),
+# an argument asyncpg cannot encode. The same rows fail the same way on every redelivery.
+STORE_REFUSALS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions._base.DataError,
+    OverflowError,
+)
+
+
+def unavailable(
+    db: DatabaseUrl, exc: BaseException, doing: str = "cannot connect to"
+) -> DatabaseUnavailable:
+    """A one-line DatabaseUnavailable naming the hosts, never the password."""
+    detail = db.scrub((f"{type(exc).__name__}: {exc}".splitlines() or [""])[0])
+    return DatabaseUnavailable(f"{doing} PostgreSQL at {db.hosts} ({db.shown}): {detail}")
+
+
+def _count(status: str) -> int:
+    """The row count of a command tag ("UPDATE 3", "INSERT 0 1")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresStore:
+    """Durable state of every call, in a PostgreSQL database (collector.ports.SessionStore)."""
+
+    def __init__(
+        self,
+        url: str | DatabaseUrl,
+        *,
+        pool_size: int = 10,
+        on_commit: Callable[[float, int], None] | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.db = url if isinstance(url, DatabaseUrl) else parse_database_url(url)
+        self.pool_size = pool_size
+        self.on_commit = on_commit  # (seconds a write's commit took, steps it made durable)
+        self.connect_timeout = connect_timeout
+        self.schema: tuple[int, int] | None = None  # (version before open, after)
+        self._pool: asyncpg.Pool | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the pool and bring the schema up to date (refused if it is newer)."""
+        try:
+            pool = await asyncio.wait_for(
+                asyncpg.create_pool(
+                    self.db.target,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    timeout=self.connect_timeout,
+                    command_timeout=COMMAND_TIMEOUT_SECONDS,
+                ),
+                self.connect_timeout * 2,
+            )
+        except Exception as exc:
+            raise unavailable(self.db, exc) from None
+        try:
+            async with pool.acquire() as conn:
+                self.schema = await upgrade(conn)
+        except SchemaTooNew:
+            await _close_pool(pool)
+            raise
+        except Exception as exc:
+            await _close_pool(pool)
+            raise unavailable(self.db, exc, "cannot migrate the schema of") from None
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await _close_pool(pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    async def writable(self) -> bool:
+        """Whether a write transaction commits right now (for /healthz)."""
+        try:
+            async with asyncio.timeout(2.0):
+                await self.pool.execute(
+                    "UPDATE schema_version SET applied_at = applied_at WHERE version = 1"
+                )
+            return True
+        except Exception:
+            return False
+
+    async def _write(self, sql: str, *args: Any) -> str:
+        started = time.perf_counter()
+        status: str = await self.pool.execute(sql, *args)
+        if self.on_commit is not None:
+            try:
+                self.on_commit(time.perf_counter() - started, 1)
+            except Exception:  # a metric must never fail a write that is durable
+                log.exception("commit_report_failed")
+        return status
+
+    # -- sessions and events --------------------------------------------------------
+
+    async def commit_step(
+        self,
+        session: Session,
+        commands: Iterable[Command] = (),
+        submission: Submission | None = None,
+        sinks: Iterable[str] = (),
+    ) -> None:
+        """Save one decision atomically: the session, its outbox rows, its submission (the
+        event's id is in the session's event_ids, as in the SQLite store)."""
+        await self.commit_rows(self.step_rows(session, commands, submission, sinks))
+
+    def step_rows(
+        self,
+        session: Session,
+        commands: Iterable[Command] = (),
+        submission: Submission | None = None,
+        sinks: Iterable[str] = (),
+    ) -> tuple[Any, ...]:
+        """The arguments of the one statement a step is (postgres_sql.STEP), everything
+        serialised; a value that cannot be serialised raises here."""
+        commands = list(commands)
+        sub: tuple[Any, ...] = (None, None, None, None)
+        if submission is not None:
+            sub = (
+                submission["submission_id"],
+                submission["form"],
+                submission["status"],
+                orjson.dumps(submission).decode(),
+            )
+        return (
+            session.id,
+            session.call.call_control_id,
+            session.form,
+            session.state.value,
+            session.started_at,
+            session.updated_at,
+            session.terminal,
+            session.deadline,
+            session.deadline_kind,
+            session.model_dump_json(by_alias=True),
+            [c.seq for c in commands],
+            [c.action for c in commands],
+            [orjson.dumps(c.body).decode() for c in commands],
+            [c.command_id(session.id) for c in commands],
+            [c.decided_at for c in commands],
+            *sub,
+            list(sinks) if submission is not None else [],
+        )
+
+    async def commit_rows(self, rows: tuple[Any, ...]) -> None:
+        """Write one step_rows() as one transaction; StoreRefused when PostgreSQL refuses
+        the rows themselves."""
+        try:
+            await self._write(STEP, *rows)
+        except STORE_REFUSALS as exc:
+            raise StoreRefused(f"{type(exc).__name__}: {exc}") from exc
+
+    async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
+        status = await self._write(
+            "INSERT INTO seen_events (id, call_control_id, received_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
+            event_id,
+            call_control_id,
+            at,
+        )
+        return _count(status) == 1
+
+    async def record_dead(
+        self,
+        event_id: str,
+        call_control_id: str,
+        event_type: str,
+        stage: str,
+        error: str,
+        at: float,
+        session_id: str | None = None,
+    ) -> bool:
+        status = await self._write(
+            "INSERT INTO dead_events (event_id, call_control_id, session_id, event_type, stage,"
+            " error, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            event_id,
+            call_control_id,
+            session_id,
+            event_type,
+            stage,
+            error,
+            at,
+        )
+        return _count(status) == 1
+
+    async def list_dead_events(
+        self,
+        *,
+        event_type: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        before: tuple[float, int] | None = None,
+    ) -> list[DeadEventRow]:
+        sql, args = newest_first(
+            "SELECT * FROM dead_events", "received_at", {"event_type": event_type}, since, before
+        )
+        return [dead_event_row(r) for r in await self.pool.fetch(sql, *args, limit)]
+
+    async def session_by_call(self, call_control_id: str) -> Session | None:
+        body = await self.pool.fetchval(
+            "SELECT body FROM sessions WHERE call_control_id = $1", call_control_id
+        )
+        return Session.model_validate_json(body) if body is not None else None
+
+    async def session(self, session_id: str) -> Session | None:
+        body = await self.pool.fetchval("SELECT body FROM sessions WHERE id = $1", session_id)
+        return Session.model_validate_json(body) if body is not None else None
+
+    async def sessions_with_deadlines(self) -> list[Session]:
+        rows = await self.pool.fetch("SELECT body FROM sessions WHERE deadline IS NOT NULL")
+        return [Session.model_validate_json(r[0]) for r in rows]
+
+    async def list_sessions(
+        self,
+        *,
+        state: str | None = None,
+        form: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[Session]:
+        sql, args = newest_first(
+            "SELECT body FROM sessions", "started_at", {"state": state, "form": form}, since, before
+        )
+        rows = await self.pool.fetch(sql, *args, limit)
+        return [Session.model_validate_json(r[0]) for r in rows]
+
+    async def count_sessions_by_state(self) -> dict[str, int]:
+        rows = await self.pool.fetch("SELECT state, COUNT(*) FROM sessions GROUP BY state")
+        return {r[0]: r[1] for r in rows}
+
+    # -- command outbox -------------------------------------------------------------
+
+    async def pending_commands(self, call_control_id: str | None = None) -> list[CommandRow]:
+        if call_control_id is None:
+            rows = await self.pool.fetch(
+                "SELECT * FROM commands WHERE state = 'pending' ORDER BY call_control_id, seq"
+            )
+        else:
+            rows = await self.pool.fetch(
+                "SELECT * FROM commands WHERE state = 'pending' AND call_control_id = $1"
+                " ORDER BY seq",
+                call_control_id,
+            )
+        return [command_row(r) for r in rows]
+
+    async def finish_command(
+        self,
+        session_id: str,
+        seq: int,
+        state: str,
+        at: float,
+        attempts: int,
+        error: str | None = None,
+    ) -> None:
+        await self._write(
+            "UPDATE commands SET state = $1, updated_at = $2, attempts = $3, last_error = $4"
+            " WHERE session_id = $5 AND seq = $6",
+            state,
+            at,
+            attempts,
+            error,
+            session_id,
+            seq,
+        )
+
+    async def commands_for(self, session_id: str) -> list[CommandRow]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM commands WHERE session_id = $1 ORDER BY seq", session_id
+        )
+        return [command_row(r) for r in rows]
+
+    # -- submissions and deliveries ---------------------------------------------------
+
+    async def submission(self, submission_id: str) -> Submission | None:
+        body = await self.pool.fetchval("SELECT body FROM submissions WHERE id = $1", submission_id)
+        return orjson.loads(body) if body is not None else None
+
+    async def poll_deliveries(
+        self, now: float, limit: int = 100
+    ) -> tuple[list[DeliveryRow], float | None]:
+        async with self.pool.acquire() as conn:
+            due = await conn.fetch(
+                "SELECT d.*, s.body AS submission FROM deliveries d"
+                " JOIN submissions s ON s.id = d.submission_id"
+                " WHERE d.state = 'pending' AND d.next_at <= $1"
+                " ORDER BY d.next_at, d.id LIMIT $2",
+                now,
+                limit,
+            )
+            nxt = await conn.fetchval(
+                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at > $1",
+                now,
+            )
+        return [delivery_row(r) for r in due], nxt
+
+    async def update_delivery(
+        self,
+        row_id: int,
+        *,
+        state: str,
+        attempts: int,
+        at: float,
+        next_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self._write(
+            "UPDATE deliveries SET state = $1, attempts = $2, updated_at = $3,"
+            " next_at = COALESCE($4, next_at), last_error = $5,"
+            " delivered_at = CASE WHEN $1 = 'delivered' THEN $3 ELSE delivered_at END"
+            " WHERE id = $6",
+            state,
+            attempts,
+            at,
+            next_at,
+            error,
+            row_id,
+        )
+
+    async def deliveries_for(self, submission_id: str) -> list[DeliveryRow]:
+        rows = await self.pool.fetch(
+            "SELECT *, NULL AS submission FROM deliveries WHERE submission_id = $1 ORDER BY id",
+            submission_id,
+        )
+        return [delivery_row(r) for r in rows]
+
+    async def delivery_stats(self) -> tuple[dict[tuple[str, str], int], float | None]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT sink, state, COUNT(*) FROM deliveries GROUP BY sink, state"
+            )
+            oldest = await conn.fetchval(
+                "SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'"
+            )
+        return {(r[0], r[1]): r[2] for r in rows}, oldest
+
+    async def list_deliveries(
+        self, states: tuple[str, ...] = ("pending", "dead")
+    ) -> list[DeliveryRow]:
+        rows = await self.pool.fetch(
+            "SELECT *, NULL AS submission FROM deliveries WHERE state = ANY($1::text[])"
+            " ORDER BY created_at, id",
+            list(states),
+        )
+        return [delivery_row(r) for r in rows]
+
+    async def requeue(self, now: float, delivery_id: int | None = None) -> int:
+        sql = "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = $1, updated_at = $1"
+        if delivery_id is None:
+            return _count(await self._write(sql + " WHERE state = 'dead'", now))
+        sql += " WHERE id = $2 AND state != 'delivered'"
+        return _count(await self._write(sql, now, delivery_id))
+
+    async def replay(self, submission_id: str, sink: str, key: str, now: float) -> int | None:
+        new_id: int | None = await self.pool.fetchval(
+            "INSERT INTO deliveries (submission_id, sink, key, replay, next_at, created_at,"
+            " updated_at) SELECT id, $2, $3, TRUE, $4, $4, $4 FROM submissions WHERE id = $1"
+            " RETURNING id",
+            submission_id,
+            sink,
+            key,
+            now,
+        )
+        return new_id
+
+    # -- housekeeping ---------------------------------------------------------------
+
+    async def prune(self, now: float, retention_days: float, seen_days: float = 1.0) -> int:
+        horizon = now - retention_days * 86400
+        seen, dead, sessions = prune_statements()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(seen, now - seen_days * 86400)
+            await conn.execute(dead, horizon)
+            removed: int = await conn.fetchval(sessions, horizon)
+        return removed
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_SECONDS)
+    except Exception:
+        pool.terminate()
+
+
+__all__ = [
+    "STORE_REFUSALS",
+    "DatabaseUnavailable",
+    "PostgresStore",
+    "SchemaTooNew",
+    "unavailable",
+]

@@ -1,0 +1,100 @@
+"""The PostgreSQL store's longer statements: a whole step, one page, the prune."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# One step as one statement, so one transaction and one round trip. Its arguments are
+# PostgresStore.step_rows(): $1-$10 the session, $11-$15 its commands as parallel arrays,
+# $16-$19 the submission (all NULL without one), $20 the sinks it goes to. Each command,
+# submission and delivery already stored is kept as it was (ON CONFLICT DO NOTHING, as
+# SQLite's INSERT OR IGNORE); a second session for one call violates its UNIQUE and the
+# whole statement is undone. The deliveries' foreign key is checked at the statement's end,
+# when the submission inserted beside them is there.
+STEP = """
+WITH upserted AS (
+    INSERT INTO sessions (id, call_control_id, form, state, started_at, updated_at, terminal,
+        deadline, deadline_kind, body)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
+        terminal = EXCLUDED.terminal, deadline = EXCLUDED.deadline,
+        deadline_kind = EXCLUDED.deadline_kind, body = EXCLUDED.body
+), decided AS (
+    INSERT INTO commands (session_id, call_control_id, seq, action, body, command_id,
+        decided_at, updated_at)
+    SELECT $1, $2, c.seq, c.action, c.body, c.command_id, c.decided_at, c.decided_at
+    FROM unnest($11::bigint[], $12::text[], $13::json[], $14::text[], $15::float8[])
+        WITH ORDINALITY AS c (seq, action, body, command_id, decided_at, n)
+    ORDER BY c.n
+    ON CONFLICT DO NOTHING
+), submitted AS (
+    INSERT INTO submissions (id, session_id, form, status, body, created_at)
+    SELECT $16::text, $1, $17::text, $18::text, $19::json, $6 WHERE $16::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO deliveries (submission_id, sink, key, next_at, created_at, updated_at)
+SELECT $16::text, d.sink, $16::text, $6, $6, $6
+FROM unnest($20::text[]) WITH ORDINALITY AS d (sink, n)
+ORDER BY d.n
+ON CONFLICT DO NOTHING
+"""
+
+
+def newest_first(
+    select: str,
+    at: str,
+    equal: dict[str, Any],
+    since: float | None,
+    before: tuple[Any, Any] | None,
+) -> tuple[str, list[Any]]:
+    """One page of a table newest first by (`at`, id): columns equal to the values given
+    (empty ones skipped), `at` >= since, and keyset paging after the `before` cursor. The
+    caller passes the LIMIT's value after the arguments returned."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    for column, value in equal.items():
+        if value:
+            where.append(f"{column} = {arg(value)}")
+    if since is not None:
+        where.append(f"{at} >= {arg(since)}")
+    if before is not None:
+        where.append(f"({at}, id) < ({arg(before[0])}, {arg(before[1])})")
+    sql = select + (" WHERE " + " AND ".join(where) if where else "")
+    return f"{sql} ORDER BY {at} DESC, id DESC LIMIT ${len(args) + 1}", args
+
+
+_PRUNE_SESSIONS = """
+WITH old AS (
+    SELECT s.id FROM sessions s
+    WHERE s.terminal AND s.updated_at < $1 AND s.deadline IS NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM submissions sub JOIN deliveries d ON d.submission_id = sub.id
+        WHERE sub.session_id = s.id AND d.state = 'pending'
+    )
+), commands_gone AS (
+    DELETE FROM commands WHERE session_id IN (SELECT id FROM old)
+), deliveries_gone AS (
+    DELETE FROM deliveries WHERE submission_id IN
+        (SELECT id FROM submissions WHERE session_id IN (SELECT id FROM old))
+), submissions_gone AS (
+    DELETE FROM submissions WHERE session_id IN (SELECT id FROM old)
+), gone AS (
+    DELETE FROM sessions WHERE id IN (SELECT id FROM old) RETURNING 1
+)
+SELECT COUNT(*) FROM gone
+"""
+
+
+def prune_statements() -> tuple[str, str, str]:
+    """Forget old seen ids ($1: before when), old dead events ($1), and finished sessions
+    with their rows ($1: the horizon; never one with a deadline or a pending delivery)."""
+    return (
+        "DELETE FROM seen_events WHERE received_at < $1",
+        "DELETE FROM dead_events WHERE received_at < $1",
+        _PRUNE_SESSIONS,
+    )
