@@ -6,7 +6,7 @@ every `FormProblem`; `check_forms(dir)` returns both without raising.
 
 from __future__ import annotations
 
-from collector.core.forms.form import FieldSpec, Form
+from collector.core.forms.form import FieldSpec, Form, ValueProblem
 from collector.core.forms.loader import (
     FormProblem,
     FormRegistry,
@@ -35,6 +35,7 @@ __all__ = [
     "FormProblem",
     "FormRegistry",
     "FormsInvalid",
+    "ValueProblem",
     "check_forms",
     "load_forms",
 ]

@@ -22,12 +22,22 @@ from jsonschema.protocols import Validator
 from collector.core.forms.choices import choices
 from collector.core.forms.merge import combine
 from collector.core.forms.messages import field_errors
+from collector.core.forms.placeholders import names as placeholder_names
 from collector.core.forms.rules import Rules, rule_requirements, unconditional
-from collector.core.forms.vocabulary import GATHER_OPTION_KEYS, FieldOptions, FormOptions
+from collector.core.forms.vocabulary import (
+    GATHER_OPTION_KEYS,
+    VARIABLE_MESSAGES,
+    VARIABLE_TEXTS,
+    FieldOptions,
+    FormOptions,
+)
 from collector.core.pointer import join
 
 # Root keywords a re-ask's sub-schema keeps; the rest may speak of fields not asked.
 _SUB_ROOT_KEYS = ("type", "title", "description", "additionalProperties")
+# Options added after form_version existed: they count in it only when set, so that an
+# upgrade leaves the version of a form that does not use them as it was.
+_LATER_OPTIONS = ("voicemail",)
 
 
 def _is_email(instance: object) -> bool:
@@ -121,6 +131,17 @@ def _plain(schema: dict[str, Any], names: list[str], required: list[str]) -> dic
 
 
 @dataclass(frozen=True, slots=True)
+class ValueProblem:
+    """What is wrong with a value given for a form (a prefill), by JSON pointer."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
 class FieldSpec:
     """One top-level property of a form."""
 
@@ -210,6 +231,9 @@ class Form:
             for name, schema in properties.items()
         }
         dumped = options.model_dump(mode="json")
+        for key in _LATER_OPTIONS:
+            if dumped.get(key) is None:
+                dumped.pop(key, None)
         dumped["fields"] = {
             name: spec.options.model_dump(mode="json") for name, spec in fields.items()
         }
@@ -291,6 +315,40 @@ class Form:
         """Problems with one field's value; [] if valid."""
         errors = list(self._field_validators[name].iter_errors({name: value}))
         return field_errors(errors).get(name, [])
+
+    def spoken_texts(self) -> dict[str, str]:
+        """The texts that may hold `{name}` placeholders, by option (messages by key)."""
+        out = {key: getattr(self.options, key) for key in VARIABLE_TEXTS}
+        out.update({key: self.messages.get(key) for key in VARIABLE_MESSAGES})
+        return {key: text for key, text in out.items() if isinstance(text, str) and text}
+
+    def placeholders(self) -> tuple[str, ...]:
+        """Every `{name}` a call of this form needs a variable for, in order, each once."""
+        found = (name for text in self.spoken_texts().values() for name in placeholder_names(text))
+        return tuple(dict.fromkeys(found))
+
+    def missing_variables(self, variables: Mapping[str, object]) -> list[str]:
+        """The placeholders these variables leave without a value (None is no value)."""
+        return [name for name in self.placeholders() if variables.get(name) is None]
+
+    def check_prefill(self, prefill: Mapping[str, Any]) -> list[ValueProblem]:
+        """What is wrong with values given in advance: fields the form lacks, values their
+        field's schema refuses, values a rule of the form refuses given the others."""
+        out: list[ValueProblem] = []
+        good: dict[str, Any] = {}
+        for name, value in prefill.items():
+            where = join([name])
+            if name not in self.fields:
+                out.append(ValueProblem(where, "is not a field of this form"))
+                continue
+            problems = self.validate_field(name, value)
+            out.extend(ValueProblem(where, p) for p in problems)
+            if not problems:
+                good[name] = value
+        for name, problems in self.validate(good).items():
+            if name in good:
+                out.extend(ValueProblem(join([name]), p) for p in problems if p != "is required")
+        return out
 
     def example_answers(self) -> dict[str, Any]:
         """A plausible answer per field: its first example, else its default or first choice."""

@@ -16,6 +16,7 @@ from telnyx.types.calls.google_transcription_language import GoogleTranscription
 
 from collector.core.forms.choices import choices
 from collector.core.forms.messages import DEFAULT_MESSAGES
+from collector.core.forms.placeholders import problem as placeholder_problem
 
 KEYWORD = "x-collector"
 MAX_SPEECH_CHARS = 3000
@@ -35,6 +36,10 @@ GATHER_OPTION_KEYS: tuple[str, ...] = (
     "interruption_settings",
     "user_response_timeout_ms",
 )
+# The texts that may hold `{name}` placeholders, filled from a session's variables: the
+# form's own, and the closing messages.
+VARIABLE_TEXTS: tuple[str, ...] = ("greeting", "gather_ended_speech", "voicemail")
+VARIABLE_MESSAGES: tuple[str, ...] = ("goodbye", "incomplete_goodbye", "cancelled")
 # Of those, the objects checked against the SDK's gather_using_ai param types.
 GATHER_OBJECT_KEYS: tuple[str, ...] = (
     "voice_settings",
@@ -137,6 +142,7 @@ class FormOptions(_Options):
 
     greeting: Speech | None = None
     gather_ended_speech: Speech | None = None
+    voicemail: Speech | None = None  # left on an answering machine (outbound calls)
     voice: NonEmpty | None = None
     voice_settings: dict[str, Any] | None = None
     language: str | None = None
@@ -150,6 +156,14 @@ class FormOptions(_Options):
     sinks: list[NonEmpty] | None = None
     after: AfterOptions | None = None
     messages: dict[str, Speech] = Field(default_factory=lambda: dict(DEFAULT_MESSAGES))
+
+    @field_validator(*VARIABLE_TEXTS)
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        wrong = placeholder_problem(value) if value is not None else None
+        if wrong:
+            raise ValueError(wrong)
+        return value
 
     @field_validator("language")
     @classmethod
@@ -199,6 +213,11 @@ class FormOptions(_Options):
         if unknown:
             key = unknown[0]
             raise ValueError(f"unknown message '{key}'{did_you_mean(key, DEFAULT_MESSAGES)}")
+        for key in VARIABLE_MESSAGES:
+            text = value.get(key)
+            wrong = placeholder_problem(text) if isinstance(text, str) else None
+            if wrong:
+                raise ValueError(f"message '{key}' {wrong}")
         return {**DEFAULT_MESSAGES, **value}
 
 

@@ -26,6 +26,7 @@ def test_the_vocabulary_is_the_documented_one() -> None:
     assert set(FORM_KEYS) == {
         "greeting",
         "gather_ended_speech",
+        "voicemail",
         "voice",
         "voice_settings",
         "language",
