@@ -1,5 +1,5 @@
 """The `collector` command: serve, forms check|show, simulate, outbox, sessions cancel,
-events dead."""
+events dead, db upgrade|status."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         if args.port is not None:
             settings.port = args.port
         runtime = build_runtime(settings, environ)
+        _check_database(settings)
     except ConfigurationError as exc:
         return _problems(exc)
     if settings.log_format and settings.log_format != fmt:
@@ -69,6 +70,16 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     )
     serving.run(serving.serve(runtime, sock))
     return 0
+
+
+def _check_database(settings: Settings) -> None:
+    """Open the store once (migrating its schema) before serving: a database that cannot be
+    opened is one ConfigurationError line naming database_url, never its password."""
+    from collector.adapters.store.database import check
+
+    problem = serving.run(check(settings.database))
+    if problem is not None:
+        raise ConfigurationError([f"{settings.source}: /database_url: {problem}"])
 
 
 def cmd_forms_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -152,12 +163,16 @@ def _follow_up_body(form: Any, given_text: str) -> dict[str, Any] | str | None:
 async def _simulate(
     settings: Settings, environ: Mapping[str, str], form_id: str, script: Any, timeout: float
 ) -> tuple[int, Submission | None, str]:
+    from collector.adapters.store.database import check
     from collector.runtime import build_runtime
 
     runtime = build_runtime(settings, environ)
     assert runtime.sandbox is not None  # cmd_simulate drops TELNYX_API_KEY
     if form_id not in runtime.forms:
         return 1, None, f"no form {form_id!r} (forms: {', '.join(runtime.forms)})"
+    problem = await check(settings.database)
+    if problem is not None:
+        return 1, None, f"{settings.source}: /database_url: {problem}"
     sock = serving.bind("127.0.0.1", 0)
     runtime.self_url = serving.self_url("127.0.0.1", sock.getsockname()[1])
     ready = asyncio.Event()
@@ -233,15 +248,55 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return code
 
 
-async def _with_store(settings: Settings, work: Any) -> Any:
-    from collector.adapters.store.sqlite import SqliteStore
+def _with_store(settings: Settings, work: Any) -> int:
+    """Run `work(store)` on the configured store; a store that cannot be opened is one
+    line naming database_url (never its password) and exit 1."""
+    from collector.adapters.store.database import make_store, problem
 
-    store = SqliteStore(settings.sqlite_path)
-    await store.open()
     try:
-        return await work(store)
-    finally:
-        await store.close()
+        db = settings.database
+    except ConfigurationError as exc:
+        return _problems(exc)
+
+    async def run() -> int:
+        store = make_store(db, pool_size=2)
+        try:
+            await store.open()
+        except Exception as exc:
+            print(f"{settings.source}: /database_url: {problem(db, exc)}", file=sys.stderr)
+            return 1
+        try:
+            return int(await work(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_db(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """`db status`: the schema's version and this collector's; `db upgrade`: migrate."""
+    from collector.adapters.store import database
+
+    try:
+        settings = load_settings(args.config, environ)
+        db = settings.database
+    except ConfigurationError as exc:
+        return _problems(exc)
+    try:
+        if args.db_command == "status":
+            found, known = asyncio.run(database.status(db))
+            state = "up to date" if found == known else "pending: collector db upgrade"
+            if found > known:
+                state = "newer than this collector: upgrade collector"
+            print(f"{db.shown}: schema version {found}, this collector's {known} ({state})")
+            return 0 if found == known else 1
+        before, after = asyncio.run(database.upgrade(db))
+    except Exception as exc:
+        print(f"{settings.source}: /database_url: {database.problem(db, exc)}", file=sys.stderr)
+        return 1
+    done = f"upgraded from {before} to {after}" if after != before else f"at {after}, up to date"
+    print(f"{db.shown}: schema version {done}")
+    return 0
 
 
 def _when(ts: float | None) -> str:
@@ -292,7 +347,7 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"replay queued as delivery {new_id} to sink {args.sink}")
         return 0
 
-    return int(asyncio.run(_with_store(settings, run)))
+    return _with_store(settings, run)
 
 
 def cmd_events_dead(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -313,7 +368,7 @@ def cmd_events_dead(args: argparse.Namespace, environ: Mapping[str, str]) -> int
             )
         return 0
 
-    return int(asyncio.run(_with_store(settings, run)))
+    return _with_store(settings, run)
 
 
 def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -418,6 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=100)
     dead.add_argument("--config", default=None)
     dead.set_defaults(run=cmd_events_dead)
+
+    db = sub.add_parser("db", help="the store's schema: its version, or apply migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("status", help="the schema version and this collector's (exit 1: differ)")
+    db_sub.add_parser("upgrade", help="apply pending migrations (serve does it at start-up)")
+    for p in (db, *db_sub.choices.values()):
+        p.add_argument("--config", default=argparse.SUPPRESS if p is not db else None)
+    db.set_defaults(run=cmd_db)
 
     simulate = sub.add_parser("simulate", help="run one whole call against the simulator")
     simulate.add_argument("form")

@@ -1,7 +1,8 @@
 """The stores the contract suite (test_contract.py) runs against, one param each.
 
-To add a store: add to STORES an async factory that takes the test's request and a fresh
-directory and returns the store, not yet opened, over a database of its own.
+To add a store: add to STORES a function of the test's request and a fresh directory that
+sets up a database of the test's own and returns how to make a store over it (not yet
+opened; each call a new store object, as after a restart).
 
 The PostgreSQL leg runs on the machine's server (tests/pg.py): one database per test run
 (`collector_test_<random>`, dropped at the end), a schema of its own in it per test (the
@@ -11,7 +12,7 @@ reason, except under CI=true, where that is a failure.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,15 +40,17 @@ def pg_url(pg_database: str) -> Iterator[str]:
         run_apart(lambda: drop_schema(pg_database, schema))
 
 
-async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
-    return SqliteStore(tmp_path / "db" / "collector.db")
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], SessionStore]:
+    path = tmp_path / "db" / "collector.db"
+    return lambda: SqliteStore(path)
 
 
-async def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
-    return PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], SessionStore]:
+    url = request.getfixturevalue("pg_url")
+    return lambda: PostgresStore(url, pool_size=4)
 
 
-STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Awaitable[SessionStore]]] = {
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Callable[[], SessionStore]]] = {
     "sqlite": _sqlite,
     "postgres": _postgres,
 }
@@ -55,9 +58,16 @@ MARKS = {"postgres": [pytest.mark.postgres]}
 
 
 @pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(STORES)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], SessionStore]:
+    """Makes a store (not opened) over this test's own database of each implementation:
+    each call a new store object over the same database, as after a restart."""
+    return STORES[request.param](request, tmp_path)
+
+
+@pytest.fixture
+async def store(make_store: Callable[[], SessionStore]) -> AsyncIterator[SessionStore]:
     """An open, empty store of each implementation; closed after the test."""
-    made = await STORES[request.param](request, tmp_path)
+    made = make_store()
     await made.open()
     try:
         yield made
