@@ -182,7 +182,7 @@ def parse_database_url(url: str, resolve: Callable[[str], Path] = Path) -> Datab
         raise ValueError(f"not a database URL: {_DATABASE_HINT} (got {got})")
     head, _, query = rest.partition("?")
     userinfo, _, hostpath = head.rpartition("@")
-    if any(c in userinfo for c in "/#@") or "#" in query:
+    if any(c in userinfo for c in "/#@") or "#" in rest:
         raise ValueError(
             "a PostgreSQL URL that does not parse: percent-encode any / # @ ? in the user"
             " or password (a / is %2F), and give no #fragment"
