@@ -179,6 +179,13 @@ class SessionStore(StepStore, CommandStore, DeliveryStore, Protocol):
         """Whether a write commits right now, within a couple of seconds; never raises."""
         ...
 
+    async def ready(self) -> tuple[str, str] | None:
+        """None when the store answers now, within a couple of seconds, with the schema this
+        code was built for; else why not, as (code, message): `store_unavailable`,
+        `schema_outdated` (behind this code) or `schema_too_new`. Never raises; the
+        message holds no password."""
+        ...
+
     async def commit_step(
         self,
         session: Session,

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from collector.runtime import Runtime
 from collector.web import masking
 from collector.web.api import api_routes, install_error_handlers, openapi_document
-from collector.web.auth import Auth
+from collector.web.auth import Auth, error_body
 from collector.web.context import WebContext, web
 from collector.web.dashboard import dashboard_routes
 from collector.web.ingress import PATH as WEBHOOK_PATH
@@ -50,6 +50,20 @@ async def healthz(request: Request) -> Response:
     )
 
 
+async def readyz(request: Request) -> Response:
+    """200 when the store answers with the schema this code was built for (for a load
+    balancer); 503 with the reason otherwise. /healthz is the liveness probe."""
+    runtime = web(request).runtime
+    problem = await runtime.store.ready()
+    if problem is None:
+        body = orjson.dumps({"status": "ready", "mode": runtime.mode})
+        return Response(body, status_code=200, media_type="application/json")
+    code, message = problem
+    return Response(
+        orjson.dumps(error_body(code, message)), status_code=503, media_type="application/json"
+    )
+
+
 async def metrics(request: Request) -> Response:
     runtime = web(request).runtime
     payload = await runtime.metrics.render(runtime.store)
@@ -72,6 +86,7 @@ def create_app(runtime: Runtime) -> App:
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *api_routes(auth),
         *dashboard_routes(),

@@ -52,7 +52,7 @@ async def test_the_store_has_every_method_of_the_port_with_its_signature(
     names = [
         n for n in dir(SessionStore) if not n.startswith("_") and callable(getattr(SessionStore, n))
     ]
-    assert len(names) == 26
+    assert len(names) == 27
     for name in names:
         ours, theirs = getattr(SessionStore, name), getattr(store, name)
         port_params = list(inspect.signature(ours).parameters.values())[1:]  # without self
@@ -302,3 +302,16 @@ async def test_prune_forgets_a_delivered_sessions_rows_and_old_event_ids(
     assert await store.submission("sub-1") is None and await store.deliveries_for("sub-1") == []
     assert await store.list_dead_events() == []
     assert await store.record_seen("e1", "v3:c9", now)  # forgotten: new again
+
+
+async def test_ready_while_open_with_this_codes_schema_and_unavailable_once_closed(
+    make_store: Any,
+) -> None:
+    """ready() (for /readyz): None on an open store whose schema this code made; once the
+    store is let go, store_unavailable with a message, never an exception."""
+    made = make_store()
+    await made.open()
+    assert await made.ready() is None
+    await made.close()
+    code, message = await made.ready()
+    assert code == "store_unavailable" and message and "\n" not in message

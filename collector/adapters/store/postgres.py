@@ -19,9 +19,14 @@ import asyncpg
 import orjson
 import structlog
 
-from collector.adapters.store.postgres_migrations import upgrade
+from collector.adapters.store.postgres_migrations import MIGRATIONS, current_version, upgrade
 from collector.adapters.store.postgres_sql import STEP, newest_first, prune_statements
-from collector.adapters.store.problems import DatabaseUnavailable, SchemaTooNew
+from collector.adapters.store.problems import (
+    READY_TIMEOUT_SECONDS,
+    DatabaseUnavailable,
+    SchemaTooNew,
+    schema_problem,
+)
 from collector.adapters.store.rows import command_row, dead_event_row, delivery_row
 from collector.config import DatabaseUrl, parse_database_url
 from collector.core.session.commands import Command
@@ -127,6 +132,19 @@ class PostgresStore:
             return True
         except Exception:
             return False
+
+    async def ready(self) -> tuple[str, str] | None:
+        """None when the server answers a read of the schema's version within a couple of
+        seconds, and it is this code's (for /readyz); else (code, message), no password."""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                async with self.pool.acquire() as conn:
+                    found = await current_version(conn)
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                exc = TimeoutError(f"no answer within {READY_TIMEOUT_SECONDS:.0f} s")
+            return "store_unavailable", str(unavailable(self.db, exc, "cannot reach"))
+        return schema_problem(found, len(MIGRATIONS))
 
     async def _write(self, sql: str, *args: Any) -> str:
         started = time.perf_counter()

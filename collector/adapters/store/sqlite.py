@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import orjson
 
 from collector.adapters.store.jobs import WriterJobs
+from collector.adapters.store.migrations import MIGRATIONS
+from collector.adapters.store.problems import READY_TIMEOUT_SECONDS, schema_problem
 from collector.adapters.store.rows import command_row, dead_event_row, delivery_row
 from collector.adapters.store.writer import Rows
 from collector.core.session.commands import Command
@@ -434,6 +436,23 @@ class SqliteStore(WriterJobs):
             return await asyncio.wait_for(self.run(work), timeout=2.0)
         except Exception:
             return False
+
+    async def ready(self) -> tuple[str, str] | None:
+        """None when a read (the schema's version, on the loop's read connection) answers
+        with this code's schema (for /readyz); else (code, message)."""
+        try:
+            rows = await asyncio.wait_for(
+                self.read_now("PRAGMA user_version", ()), READY_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            return "store_unavailable", f"cannot read SQLite at {self.path}: {_reason(exc)}"
+        return schema_problem(int(rows[0][0]), len(MIGRATIONS))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {READY_TIMEOUT_SECONDS:.0f} s"
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300]
 
 
 def _newest_first(
