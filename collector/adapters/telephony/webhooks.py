@@ -165,6 +165,17 @@ def _conversation(event_type: str) -> Callable[[dict[str, Any], Mapping[str, Any
     return build
 
 
+def _machine(
+    cls: type[E.MachineDetectionEnded | E.MachineGreetingEnded], premium: bool
+) -> Callable[[dict[str, Any], Mapping[str, Any]], E.Event]:
+    """call.machine.*: the `result` as sent (decide maps a detection onto one vocabulary)."""
+
+    def build(c: dict[str, Any], p: Mapping[str, Any]) -> E.Event:
+        return cls(**c, result=_str(p, "result"), premium=premium)
+
+    return build
+
+
 PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], E.Event]] = {
     "call.initiated": _initiated,
     "call.answered": lambda c, p: E.CallAnswered(**c),
@@ -183,6 +194,10 @@ PARSERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], E.Event]] = {
     "call.conversation.created": _conversation("call.conversation.created"),
     "call.conversation.ended": _conversation("call.conversation.ended"),
     "call.conversation_insights.generated": _conversation("call.conversation_insights.generated"),
+    "call.machine.detection.ended": _machine(E.MachineDetectionEnded, premium=False),
+    "call.machine.premium.detection.ended": _machine(E.MachineDetectionEnded, premium=True),
+    "call.machine.greeting.ended": _machine(E.MachineGreetingEnded, premium=False),
+    "call.machine.premium.greeting.ended": _machine(E.MachineGreetingEnded, premium=True),
 }
 
 

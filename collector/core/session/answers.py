@@ -21,6 +21,7 @@ def take_value(t: Turn, name: str, values: dict[str, Any], source: str) -> None:
             [E.TOO_LARGE_PROBLEM] if E.is_too_large(value) else t.form.validate_field(name, value)
         )
         fs.value, fs.has_value, fs.source = value, True, source
+        fs.attempt, fs.resumed_from = t.s.attempt, None
     elif fs.valid:
         # Asked again (a correction) but not given: the earlier valid value stands.
         t.s.fields[name] = fs

@@ -6,10 +6,12 @@ live in gather_steps and keypad_steps.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from collector.core.forms.placeholders import render
 from collector.core.session import commands as C
-from collector.core.session.answers import invalid_fields, required_now
+from collector.core.session.answers import invalid_fields, required_now, valid_data
 from collector.core.session.finish import finalize
 from collector.core.session.model import FieldState, Gather, GatherKind, Message, State
 from collector.core.session.step import Turn
@@ -24,9 +26,15 @@ def ai_gather_body(
     parameters: dict[str, Any],
     greeting: str | None = None,
     history: list[dict[str, str]] | None = None,
+    variables: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
-    """The gather_using_ai body (without client_state and command_id)."""
+    """The gather_using_ai body (without client_state and command_id); with `variables`,
+    the form's greeting and gather_ended_speech have their placeholders filled."""
     body: dict[str, Any] = {"parameters": parameters, **form.gather_options()}
+    if variables is not None:
+        for key in ("greeting", "gather_ended_speech"):
+            if isinstance(body.get(key), str):
+                body[key] = render(body[key], variables)[:3000]
     if greeting is not None:
         body["greeting"] = greeting
     if history:
@@ -49,10 +57,35 @@ def start_ai_gather(
         for m in t.s.transcript
         if m.role in ("assistant", "user") and m.content
     ]
-    body = ai_gather_body(t.form, parameters, greeting, history)
+    body = ai_gather_body(t.form, parameters, greeting, history, t.s.variables)
     t.command(C.GATHER_USING_AI, body, kind=GatherKind.AI)
     t.s.gather.seq = t.s.command_seq
     t.change("gather")
+
+
+def start_first_gather(t: Turn) -> None:
+    """The form starts: the first gather asks the form's first fields, but those already
+    valid (given in advance, or carried from the call this one resumes); with nothing the
+    form needs left to ask, the read-back or the outcome."""
+    assert t.form is not None
+    form = t.form
+    if not any(fs.valid for fs in t.s.fields.values()):
+        start_ai_gather(t, form.first_fields, form.parameters, greeting=None)
+        return
+    missing = invalid_fields(t)  # what the rules require given the answers, or is wrong
+    first = set(form.first_fields)
+    ask = [
+        name
+        for name in form.fields
+        if not (t.s.fields.get(name) or FieldState()).valid and (name in first or name in missing)
+    ]
+    required = [name for name in ask if name in missing]
+    if not required:
+        confirm_or_finish(t)
+        return
+    parameters = form.sub_parameters(ask, valid_data(t))
+    parameters["required"] = required
+    start_ai_gather(t, ask, parameters, greeting=None)
 
 
 def next_keypad_or_finish(t: Turn) -> None:

@@ -6,8 +6,15 @@ from __future__ import annotations
 from collector.core.session import commands as C
 from collector.core.session import events as E
 from collector.core.session.asks import start_ai_gather
-from collector.core.session.finish import closing_speech, finalize, hang_up, stop_assistant
-from collector.core.session.model import ClosingPhase, DeadlineKind, GatherKind, State
+from collector.core.session.finish import (
+    closing_speech,
+    end_before_form,
+    finalize,
+    hang_up,
+    outcome_before_form,
+    stop_assistant,
+)
+from collector.core.session.model import BEFORE_FORM, ClosingPhase, DeadlineKind, GatherKind, State
 from collector.core.session.step import RECONCILE_RETRY_SECONDS, Turn
 
 # the caller hangs up
@@ -133,7 +140,7 @@ def command_refused(t: Turn, ev: E.CommandFailed) -> None:
     if t.form is None:
         t.set_state(State.FAILED)
         return
-    status = "incomplete" if t.s.state != State.INITIATED else "abandoned"
+    status = "abandoned" if t.s.state in (State.INITIATED, *BEFORE_FORM) else "incomplete"
     finalize(t, status, state=State.FAILED)
 
 
@@ -153,6 +160,10 @@ def _note_failure(t: Turn, ev: E.CommandFailed) -> None:
 def _call_gone(t: Turn) -> None:
     t.s.call_alive = False
     t.change("call")
+    if t.s.state in BEFORE_FORM:  # an outbound call that never reached the form
+        end_before_form(t, outcome_before_form(t))
+        t.s.closing_phase = ClosingPhase.DONE
+        return
     if t.form is None:
         t.set_state(State.FAILED)
         return

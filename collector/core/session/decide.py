@@ -5,7 +5,16 @@ Theory of operation
 By state (model.State), as TRANSITIONS below has it row by row:
 
     initiated   call.initiated -> answer;  call.answered -> gathering (no form: failed).
-                `answered` lasts only within call.answered's step.
+                For an inbound call `answered` lasts only within call.answered's step.
+                An outbound session starts here too: the shell's Dial -> dialing.
+    dialing     (outbound) call.answered -> answered;  a machine detection -> the form
+                (gathering) | the voicemail;  call.hangup before the answer -> no_answer,
+                busy, rejected (or the grace deadline, if the cause leaves it open);  the
+                ring deadline -> no_answer;  the dial refused -> failed
+    answered    (outbound) machine detection: human, not_sure -> gathering; machine ->
+                abandoned with outcome voicemail (closing_phase voicemail: the greeting's
+                end, or the greeting deadline, speaks the form's message; without one,
+                hangup);  the detection deadline -> gathering;  call.hangup -> abandoned
     gathering   ai_gather.ended -> gathering (re-ask, follow-up) | keypad | confirming
                 | completed | incomplete;  call.hangup -> closing;  a refused gather
                 is stopped and issued once more -> gathering
@@ -15,7 +24,8 @@ By state (model.State), as TRANSITIONS below has it row by row:
     closing     ai_gather.ended -> completed | abandoned;  the grace deadline -> abandoned
     any live    call.hangup, the call gone, a cancel -> abandoned;  refused -> failed
     ended       (completed, incomplete, abandoned, failed) closing_phase: goodbye ->
-                hangup -> done, or assistant (the hand-off) -> goodbye; call.hangup: done
+                hangup -> done, or assistant (the hand-off) -> goodbye, or voicemail ->
+                goodbye; call.hangup: done
 
 * `call.ai_gather.ended` is validated here, against the whole form (Telnyx's `status` is
   a hint). Fields still wrong and under their `max_attempts`, and fields a rule now
@@ -42,9 +52,15 @@ Rules outside the table, in decide() and Turn:
 * After every event, a session without a nearer deadline gets the session timeout,
   whose Timer asks the shell to look the call up (`retrieve_status`).
 
+* An outbound call's outcome (the submission's `outcome`) is its status once it reached
+  the form; before, voicemail, no_answer, busy, rejected or failed, with status abandoned.
+  Machine detection may come before or after call.answered, the greeting's end before or
+  after the detection: each is kept until the step that needs it.
+
 The steps live by topic, imported one way: step.py (the Turn), answers.py (the form's
 verdict), finish.py (finalize, goodbye, hangup, hand-off), asks.py (starting each gather),
-then gather_steps.py, keypad_steps.py, closing_steps.py (what each event does).
+then gather_steps.py, keypad_steps.py, closing_steps.py, dial_steps.py (what each event
+does).
 """
 
 from __future__ import annotations
@@ -53,6 +69,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from collector.core.session import closing_steps as X
+from collector.core.session import dial_steps as O
 from collector.core.session import events as E
 from collector.core.session import gather_steps as G
 from collector.core.session import keypad_steps as K
@@ -87,6 +104,23 @@ TRANSITIONS: dict[tuple[Where, On], Step] = {
     # the call rings and is answered
     (State.INITIATED, E.CallInitiated): G.answer,  # incoming: answer (once)
     (State.INITIATED, E.CallAnswered): G.start_form,  # gather_using_ai -> gathering | failed
+    # an outbound call: dialled, ringing, who answered
+    (State.INITIATED, E.Dial): O.dial,  # dial -> dialing (no form: failed)
+    (State.DIALING, E.CallAnswered): O.answered,  # -> answered: wait for the detection
+    (State.DIALING, E.MachineDetectionEnded): O.detected,  # answered: the form | voicemail
+    (State.DIALING, E.MachineGreetingEnded): O.greeting_heard,  # kept for the voicemail
+    (State.DIALING, E.CallHangup): O.hung_up_before_form,  # no_answer, busy, ... | grace
+    (State.DIALING, E.CommandFailed): O.dial_refused,  # failed
+    (State.DIALING, E.Cancel): O.cancel_dial,  # abandoned, hangup
+    (State.DIALING, DeadlineKind.RING): O.ring_over,  # no_answer, hangup
+    (State.DIALING, DeadlineKind.GRACE): O.grace_over_before_form,
+    (State.ANSWERED, E.MachineDetectionEnded): O.detected,  # the form | voicemail
+    (State.ANSWERED, E.MachineGreetingEnded): O.greeting_heard,
+    (State.ANSWERED, E.CallHangup): O.hung_up_before_form,  # abandoned | voicemail | grace
+    (State.ANSWERED, DeadlineKind.DETECTION): O.detection_over,  # the form starts anyway
+    (State.ANSWERED, DeadlineKind.GRACE): O.grace_over_before_form,
+    (LIVE, E.CallInitiated): O.call_ids,  # outbound: the call's ids, whenever they come
+    (LIVE, E.MachineDetectionEnded): O.late_detection,  # recorded
     # an AI gather runs
     (State.GATHERING, E.AiGatherPartial): G.take_partial,  # the running attempt's -> partial
     (State.GATHERING, E.AiGatherEnded): G.judge_gather,  # re-ask | keypad | read-back | end
@@ -108,7 +142,11 @@ TRANSITIONS: dict[tuple[Where, On], Step] = {
     (LIVE, E.CallStatus): X.call_looked_up,  # gone: abandoned
     (LIVE, E.CommandFailed): X.command_refused,  # call gone: abandoned; else failed
     (LIVE, E.Cancel): X.cancel,  # gather_stop, abandoned, cancelled message
-    # after the outcome: the closing speech, the hand-off, the end of the call
+    # after the outcome: the voicemail, the closing speech, the hand-off, the end of the call
+    ((ENDED, ClosingPhase.VOICEMAIL), E.MachineGreetingEnded): O.leave_message,  # speak
+    ((ENDED, ClosingPhase.VOICEMAIL), DeadlineKind.GREETING): O.leave_message,
+    (ENDED, E.CallInitiated): O.late_call,  # a call its session never heard of: hangup
+    (ENDED, E.CallAnswered): O.late_call,
     ((ENDED, ClosingPhase.GOODBYE), E.SpeakEnded): X.speech_over,  # hangup
     ((ENDED, ClosingPhase.GOODBYE), DeadlineKind.SPEECH): X.speech_over,  # hangup
     ((ENDED, ClosingPhase.ASSISTANT), DeadlineKind.ASSISTANT): X.hand_off_over,
@@ -125,14 +163,19 @@ TRANSITIONS: dict[tuple[Where, On], Step] = {
 }
 
 IGNORED: dict[tuple[Where, On], str] = {
-    (ANY, E.CallInitiated): "answered once, in initiated",
-    (ANY, E.CallAnswered): "the form starts once, in initiated",
+    (ANY, E.CallAnswered): "the form starts once, in initiated (outbound: in dialing)",
+    (ANY, E.Dial): "a session dials once, at its start",
+    (ANY, E.MachineGreetingEnded): "only a voicemail waits for the greeting's end",
+    (ENDED, E.MachineDetectionEnded): "the outcome is settled",
     (ANY, E.KeypadGatherEnded): "no keypad gather of ours is pending",
     (ANY, E.SpeakEnded): "only the end of the closing speech matters",
     (ENDED, E.Cancel): "already over (a hand-off aside)",
     (ANY, DeadlineKind.GRACE): "used up; nothing else waits for it",
     (ANY, DeadlineKind.SPEECH): "used up; the hangup is already sent",
     (ANY, DeadlineKind.ASSISTANT): "used up; the hand-off has ended",
+    (ANY, DeadlineKind.RING): "used up; the call was answered or ended",
+    (ANY, DeadlineKind.DETECTION): "used up; the form or the voicemail has begun",
+    (ANY, DeadlineKind.GREETING): "used up; the message is left",
 }
 """Where nothing happens, and why; tests/session check that TRANSITIONS and IGNORED
 together decide every (state, event) pair."""

@@ -19,10 +19,17 @@ _EVENT_TYPES: dict[type, str] = {
     E.KeypadGatherEnded: "call.gather.ended",
     E.SpeakEnded: "call.speak.ended",
     E.CallHangup: "call.hangup",
+    E.MachineDetectionEnded: "call.machine.detection.ended",
+    E.MachineGreetingEnded: "call.machine.greeting.ended",
     E.Timer: "collector.timer",
     E.CommandFailed: "collector.command_failed",
     E.CallStatus: "collector.call_status",
     E.Cancel: "collector.cancel",
+    E.Dial: "collector.dial",
+}
+_PREMIUM: dict[type, str] = {
+    E.MachineDetectionEnded: "call.machine.premium.detection.ended",
+    E.MachineGreetingEnded: "call.machine.premium.greeting.ended",
 }
 
 
@@ -30,4 +37,6 @@ def event_type_of(event: E.Event) -> str:
     """The type an event is counted and recorded under (its webhook's `event_type`)."""
     if isinstance(event, E.ConversationEvent) and event.event_type:
         return event.event_type
+    if isinstance(event, E.MachineDetectionEnded | E.MachineGreetingEnded) and event.premium:
+        return _PREMIUM[type(event)]
     return _EVENT_TYPES.get(type(event), "collector." + type(event).__name__.lower())

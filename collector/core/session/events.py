@@ -7,6 +7,7 @@ makes itself (timers, command outcomes, call lookups, operator actions) are `Syn
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +91,52 @@ class SpeakEnded(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallHangup(Event):
+    """The call ended; `cause` is Telnyx's hangup_cause (an outbound call that was never
+    answered says why: timeout, no_answer, user_busy, call_rejected, ...)."""
+
     cause: str | None = None
     source: str | None = None
+
+
+# Who answered an outbound call: answering machine detection's results, standard and
+# premium, in one vocabulary (HUMAN and NOT_SURE start the form; MACHINE and FAX are not
+# a person: a voicemail is left on a machine, never on a fax).
+HUMAN, MACHINE, NOT_SURE, FAX = "human", "machine", "not_sure", "fax"
+AMD_RESULTS: dict[str, str] = {
+    "human": HUMAN,
+    "human_residence": HUMAN,
+    "human_business": HUMAN,
+    "machine": MACHINE,
+    "fax_detected": FAX,
+    "not_sure": NOT_SURE,
+    "silence": NOT_SURE,  # nobody spoke: the form starts, as for a person
+}
+
+
+def answered_by(result: str | None) -> str:
+    """A detection result in the one vocabulary; anything unknown is NOT_SURE."""
+    return AMD_RESULTS.get(result or "", NOT_SURE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineDetectionEnded(Event):
+    """call.machine.detection.ended, or its premium twin: who answered (`result` as sent)."""
+
+    result: str | None = None
+    premium: bool = False
+
+    @property
+    def answered_by(self) -> str:
+        return answered_by(self.result)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineGreetingEnded(Event):
+    """call.machine.greeting.ended, or its premium twin: the machine's greeting is over
+    (beep_detected, ended, no_beep_detected, not_sure: whichever, a message can follow)."""
+
+    result: str | None = None
+    premium: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +190,48 @@ class Cancel(Synthetic):
     reason: str = "cancelled by operator"
 
 
+@dataclass(frozen=True, slots=True)
+class CarriedField:
+    """A valid value of an earlier session, carried into the call that resumes it."""
+
+    value: Any
+    source: str
+    attempts: int = 0
+    attempt: int = 0  # the gather attempt that gave it
+    errors: tuple[str, ...] = ()
+    session_id: str = ""  # the session that collected it, if not the one resumed
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """What a new call takes over from the earlier session it resumes (outbound.resume_of):
+    its valid fields, its conversation (role, content, attempt) and its last attempt."""
+
+    session_id: str
+    attempt: int = 0
+    fields: Mapping[str, CarriedField] = field(default_factory=dict)
+    transcript: tuple[tuple[str, str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dial(Synthetic):
+    """The shell starts an outbound call: the session (made by outbound.new_session) dials
+    `to` into its form. `variables` fill the form's placeholders, `prefill` gives fields in
+    advance (not asked), `resume` carries an earlier session's answers and conversation.
+
+    Its `call_control_id` is the session's key until the call's first webhook brings the
+    real one (outbound.pending_call_id)."""
+
+    to: str = ""
+    from_: str = ""
+    connection_id: str = ""
+    answering_machine_detection: str = "detect"  # the dial's AMD mode; "disabled": none
+    ring_timeout_seconds: int = 30
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    prefill: Mapping[str, Any] = field(default_factory=dict)
+    resume: Resume | None = None
+
+
 WEBHOOK_EVENTS = (
     CallInitiated,
     CallAnswered,
@@ -155,5 +242,7 @@ WEBHOOK_EVENTS = (
     SpeakEnded,
     CallHangup,
     ConversationEvent,
+    MachineDetectionEnded,
+    MachineGreetingEnded,
 )
-SYNTHETIC_EVENTS = (Timer, CommandFailed, CallStatus, Cancel)
+SYNTHETIC_EVENTS = (Timer, CommandFailed, CallStatus, Cancel, Dial)

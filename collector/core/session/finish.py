@@ -6,6 +6,7 @@ import copy
 import json
 
 from collector.core.session import commands as C
+from collector.core.session import events as E
 from collector.core.session.answers import invalid_fields, take_value, valid_data
 from collector.core.session.model import ClosingPhase, DeadlineKind, GatherKind, State
 from collector.core.session.step import Turn
@@ -13,9 +14,15 @@ from collector.core.session.submission import build_submission
 from collector.core.session.wording import label, speech_seconds
 
 
-def finalize(t: Turn, status: str, state: State | None = None) -> None:
-    """Give the session its outcome and build the submission, once; then say goodbye (or
-    hand off to the assistant) if the call is still there."""
+def finalize(
+    t: Turn,
+    status: str,
+    state: State | None = None,
+    outcome: str | None = None,
+    goodbye: bool = True,
+) -> None:
+    """Give the session its outcome (`status` unless said) and build the submission, once;
+    then say goodbye (or hand off to the assistant) if the call is still there."""
     if t.s.terminal:
         return
     assert t.form is not None
@@ -31,7 +38,7 @@ def finalize(t: Turn, status: str, state: State | None = None) -> None:
         status = "incomplete"  # the whole form is the verdict, root rules included
     if status == "completed" and t.form.validate(valid_data(t)):
         status = "incomplete"
-    t.s.outcome = status
+    t.s.outcome = outcome or status
     t.s.ended_at = t.at
     t.set_state(state or State(status))
     if t.s.deadline_kind == DeadlineKind.GRACE:
@@ -41,12 +48,46 @@ def finalize(t: Turn, status: str, state: State | None = None) -> None:
     t.s.errors = [{"pointer": e["pointer"], "message": e["message"]} for e in submission["errors"]]
     t.d.submission = submission
     t.change("finalized")
-    if t.s.call_alive:
+    if t.s.call_alive and goodbye:
         if status == "completed" and t.form.options.after is not None:
             start_assistant(t)
             return
         key = "goodbye" if status == "completed" else "incomplete_goodbye"
         closing_speech(t, t.messages.get(key) or t.messages.get("goodbye", ""))
+
+
+# why an outbound call that was never answered ended, by its hangup_cause
+NEVER_ANSWERED = {
+    "timeout": "no_answer",
+    "no_answer": "no_answer",
+    "originator_cancel": "no_answer",
+    "user_busy": "busy",
+    "call_rejected": "rejected",
+    "not_found": "failed",
+}
+
+
+def outcome_before_form(t: Turn) -> str:
+    """The outcome of an outbound call that ends before its form: a machine's is voicemail,
+    a person's abandoned; an unanswered one's comes from the hangup cause (no_answer
+    unless it says otherwise)."""
+    if t.s.amd in (E.MACHINE, E.FAX):
+        return "voicemail"
+    if t.s.amd is not None or t.s.state == State.ANSWERED:
+        return "abandoned"
+    return NEVER_ANSWERED.get(t.s.hangup_cause or "", "no_answer")
+
+
+def end_before_form(t: Turn, outcome: str) -> None:
+    """An outbound call ends before its form: status abandoned, with its outcome (failed:
+    state failed), and a submission all the same; no goodbye (nobody heard a form)."""
+    state = State.FAILED if outcome == "failed" else State.ABANDONED
+    if t.form is None:
+        t.set_state(state)
+        t.s.outcome = outcome
+        t.s.ended_at = t.at
+        return
+    finalize(t, "abandoned", state=state, outcome=outcome, goodbye=False)
 
 
 def start_assistant(t: Turn) -> None:
@@ -84,16 +125,21 @@ def stop_assistant(t: Turn, message_key: str) -> None:
     closing_speech(t, t.messages.get(message_key) or t.messages.get("goodbye", ""))
 
 
-def closing_speech(t: Turn, text: str) -> None:
-    """Speak the last words, then hang up (on call.speak.ended or the speech deadline)."""
+def closing_speech(t: Turn, text: str, kind: str = "goodbye", whole: bool = False) -> None:
+    """Speak the last words (placeholders filled), then hang up (on call.speak.ended or
+    the speech deadline: its estimated length, at most closing_speech_max_seconds unless
+    the `whole` text must be heard, as a voicemail message)."""
     if not t.s.call_alive:
         return
+    text = t.spoken(text)
     if not text:
         hang_up(t)
         return
-    t.command(C.SPEAK, {"payload": text, **t.voice()}, kind="goodbye")
+    t.command(C.SPEAK, {"payload": text, **t.voice()}, kind=kind)
     t.s.closing_phase = ClosingPhase.GOODBYE
-    delay = min(t.policy.closing_speech_max_seconds, speech_seconds(text))
+    delay = speech_seconds(text)
+    if not whole:
+        delay = min(t.policy.closing_speech_max_seconds, delay)
     t.set_deadline(DeadlineKind.SPEECH, t.at + delay)
 
 

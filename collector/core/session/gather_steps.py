@@ -8,7 +8,12 @@ from typing import Any
 from collector.core.session import commands as C
 from collector.core.session import events as E
 from collector.core.session.answers import invalid_fields, take_value, valid_data
-from collector.core.session.asks import confirm_or_finish, next_keypad_or_finish, start_ai_gather
+from collector.core.session.asks import (
+    confirm_or_finish,
+    next_keypad_or_finish,
+    start_ai_gather,
+    start_first_gather,
+)
 from collector.core.session.finish import closing_speech, finalize
 from collector.core.session.model import FieldState, GatherKind, Message, State
 from collector.core.session.step import Turn
@@ -30,7 +35,7 @@ def start_form(t: Turn, ev: E.CallAnswered) -> None:
         t.s.ended_at = t.at
         closing_speech(t, t.messages.get("no_form", ""))
         return
-    start_ai_gather(t, t.form.first_fields, t.form.parameters, greeting=None)
+    start_first_gather(t)
 
 
 def record_transcript(t: Turn, ev: E.AiGatherPartial | E.AiGatherHistory | E.AiGatherEnded) -> None:

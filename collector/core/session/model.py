@@ -47,7 +47,10 @@ class State(StrEnum):
     again (its `closing_phase` follows the rest of the call)."""
 
     INITIATED = "initiated"  # the call rings; we answer an incoming one
-    ANSWERED = "answered"  # passed through within call.answered's step, never stored
+    DIALING = "dialing"  # outbound: the dial is decided, the call rings
+    # outbound: answered, waiting to hear who answered (machine detection); inbound: passed
+    # through within call.answered's step, never stored
+    ANSWERED = "answered"
     GATHERING = "gathering"  # an AI gather runs (the first, a re-ask or a follow-up)
     KEYPAD = "keypad"  # a keypad entry of one field is pending
     CONFIRMING = "confirming"  # the read-back, or the choice of field to correct, is pending
@@ -59,6 +62,17 @@ class State(StrEnum):
 
 
 TERMINAL = frozenset({State.COMPLETED, State.INCOMPLETE, State.ABANDONED, State.FAILED})
+# outbound states before the form starts: a call ending here never reached the form
+BEFORE_FORM = frozenset({State.DIALING, State.ANSWERED})
+
+# the submission's `status`: a session's outcome, or abandoned for an outbound call that
+# never reached the form (voicemail, no_answer, busy, rejected, failed)
+STATUSES = ("completed", "incomplete", "abandoned")
+OUTCOMES = (*STATUSES, "voicemail", "no_answer", "busy", "rejected", "failed")
+
+# the key of an outbound session until its call's first webhook brings the real
+# call_control_id (Telnyx's start with "v3:")
+PENDING_CALL_PREFIX = "dial:"
 
 
 class GatherKind(StrEnum):
@@ -74,6 +88,9 @@ class ClosingPhase(StrEnum):
     """How far the end of the call has got (a terminal session's sub-state)."""
 
     GOODBYE = "goodbye"  # the closing speech plays; its end (or the speech deadline) hangs up
+    # an answering machine's greeting plays; its end (or the greeting deadline) leaves the
+    # form's voicemail message (then goodbye)
+    VOICEMAIL = "voicemail"
     ASSISTANT = "assistant"  # handed off to the form's AI assistant (`after`)
     HANGUP = "hangup"  # our hangup is sent
     DONE = "done"  # the call is over
@@ -86,6 +103,9 @@ class DeadlineKind(StrEnum):
     SPEECH = "speech"  # goodbye: the closing speech's estimated length
     ASSISTANT = "assistant"  # the hand-off's max_seconds
     TIMEOUT = "timeout"  # silence: look the call up (retrieve_status)
+    RING = "ring"  # dialing: the ring timeout (and some slack) is over
+    DETECTION = "detection"  # answered: how long to wait to hear who answered
+    GREETING = "greeting"  # voicemail: how long to wait for the machine's greeting to end
 
 
 class CallInfo(BaseModel):
@@ -110,6 +130,8 @@ class FieldState(BaseModel):
     valid: bool = False
     source: str = "ai"
     attempts: int = 0
+    attempt: int = 0  # the gather attempt that gave the value (0: none, or not known)
+    resumed_from: str | None = None  # the earlier session it was carried from
     problems: list[str] = Field(default_factory=list)  # what is wrong now
     errors: list[str] = Field(default_factory=list)  # everything that was wrong, in order
 
@@ -162,10 +184,30 @@ class Session(BaseModel):
     corrections: int = 0
     notes: list[dict[str, Any]] = Field(default_factory=list)
     conversation: list[dict[str, Any]] = Field(default_factory=list)
+    # outbound calls (none of these are set on an inbound session)
+    variables: dict[str, Any] = Field(default_factory=dict)  # fill the form's placeholders
+    machine_detection: str | None = None  # the dial's answering_machine_detection
+    amd: str | None = None  # who answered: events.HUMAN, MACHINE, NOT_SURE, FAX; None
+    greeting_ended: bool = False  # the answering machine's greeting is over
+    resumed_from: str | None = None  # the earlier session this call resumes
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def status(self) -> str | None:
+        """The submission's status (completed, incomplete, abandoned) once there is an
+        outcome: the outcome itself, or abandoned for a call that never reached the form."""
+        if self.outcome is None:
+            return None
+        return self.outcome if self.outcome in STATUSES else "abandoned"
+
+    @property
+    def call_known(self) -> bool:
+        """Whether the session has its call's real call_control_id (an outbound session
+        has it from the call's first webhook)."""
+        return not self.call.call_control_id.startswith(PENDING_CALL_PREFIX)
 
     def working_copy(self) -> Session:
         """A copy decide() may change freely: containers copied, immutable parts shared.

@@ -2,8 +2,8 @@
 
 A step is a function `step(t: Turn, event) -> None` that changes `t.s` (a working copy of
 the session) and adds commands to `t.d`. The modules of steps import one another one way
-only: step <- answers <- finish <- asks <- gather_steps, keypad_steps, closing_steps
-<- decide (its table names every step an event can take).
+only: step <- answers <- finish <- asks <- gather_steps, keypad_steps, closing_steps,
+dial_steps <- decide (its table names every step an event can take).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from collector.core.forms.placeholders import render
 from collector.core.session import commands as C
 from collector.core.session import events as E
 from collector.core.session.client_state import encode
@@ -23,6 +24,17 @@ if TYPE_CHECKING:
 
 DEFAULT_VOICE = "Telnyx.KokoroTTS.af"
 RECONCILE_RETRY_SECONDS = 60.0
+# deadlines a step set for itself: the session timeout does not replace them
+_OWN_DEADLINES = frozenset(
+    {
+        DeadlineKind.GRACE,
+        DeadlineKind.SPEECH,
+        DeadlineKind.ASSISTANT,
+        DeadlineKind.RING,
+        DeadlineKind.DETECTION,
+        DeadlineKind.GREETING,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +45,10 @@ class Policy:
     session_timeout_seconds: float = 1800.0
     default_voice: str = DEFAULT_VOICE
     closing_speech_max_seconds: float = 8.0
+    # outbound calls
+    machine_detection_seconds: float = 5.0  # after call.answered, to hear who answered
+    voicemail_greeting_seconds: float = 20.0  # for an answering machine's greeting to end
+    ring_grace_seconds: float = 30.0  # past the ring timeout, before giving up on the dial
 
 
 @dataclass(slots=True)
@@ -52,9 +68,10 @@ class Turn:
     what every step reads (the event's time, the form, the policy, the spoken phrases).
 
     Opening a Turn counts the event as seen (a webhook's id joins `event_ids`), whatever
-    step follows, even none."""
+    step follows, even none; and an outbound session takes its call's call_control_id from
+    the first webhook that brings it (`adopted`)."""
 
-    __slots__ = ("at", "d", "event", "form", "messages", "policy", "s")
+    __slots__ = ("adopted", "at", "d", "event", "form", "messages", "policy", "s")
 
     def __init__(
         self,
@@ -71,8 +88,13 @@ class Turn:
         self.at = event.at
         self.messages = form.messages if form is not None else (messages or {})
         self.d = Decision(session=self.s)
+        self.adopted = False
         if not isinstance(event, E.Synthetic):
             self.s.event_ids.append(event.id)
+            if not self.s.call_known and event.call_control_id:
+                self.s.call.call_control_id = event.call_control_id
+                self.adopted = True
+                self.change("call")
         self.s.updated_at = max(self.s.updated_at, event.at)
 
     def finish(self) -> Decision:
@@ -80,7 +102,7 @@ class Turn:
         s = self.s
         if s.terminal and (s.closing_phase == ClosingPhase.DONE or not s.call_alive):
             self.set_deadline(None, None)
-        elif s.deadline_kind in (DeadlineKind.GRACE, DeadlineKind.SPEECH, DeadlineKind.ASSISTANT):
+        elif s.deadline_kind in _OWN_DEADLINES:
             pass
         elif s.deadline_kind == DeadlineKind.TIMEOUT and isinstance(self.event, E.Timer):
             pass  # just re-armed by the reconcile
@@ -116,6 +138,10 @@ class Turn:
     def set_deadline(self, kind: DeadlineKind | None, at: float | None) -> None:
         self.s.deadline_kind = kind
         self.s.deadline = at
+
+    def spoken(self, text: str) -> str:
+        """A text the form speaks, its `{name}` placeholders filled from the variables."""
+        return render(text, self.s.variables)[:3000]
 
     def voice(self) -> dict[str, Any]:
         body: dict[str, Any] = {"voice": self.policy.default_voice}

@@ -16,6 +16,7 @@ __all__ = [
     "CallReport",
     "FieldReport",
     "Problem",
+    "ResumedFrom",
     "Submission",
     "TranscriptLine",
     "build_submission",
@@ -25,14 +26,22 @@ __all__ = [
 ]
 
 
+class ResumedFrom(TypedDict):
+    """Where a field's value came from when an earlier session collected it."""
+
+    session_id: str
+    attempt: int  # that session's gather attempt
+
+
 class FieldReport(TypedDict):
     """One form field in `fields`: where its value came from, and what was wrong on the way."""
 
-    source: str | None  # "ai", "dtmf"...; None: never collected
+    source: str | None  # "ai", "keypad", "confirmed", "prefill"; None: never collected
     attempts: int
     errors: list[str]  # every problem it had, in order
     value: NotRequired[Any]  # only when valid
     required_by: NotRequired[str]  # the pointer of the root rule that required it
+    resumed_from: NotRequired[ResumedFrom]  # carried from the session this call resumed
 
 
 class Problem(TypedDict):
@@ -71,6 +80,10 @@ class Submission(TypedDict):
     form: str
     form_version: str
     status: str  # completed, incomplete or abandoned
+    # status, or for an outbound call that never reached the form: voicemail, no_answer,
+    # busy, rejected, failed
+    outcome: str
+    amd: str | None  # who answered an outbound call: human, machine, not_sure, fax; None
     data: dict[str, Any]  # validated values only
     errors: list[Problem]
     fields: dict[str, FieldReport]
@@ -79,6 +92,7 @@ class Submission(TypedDict):
     started_at: str
     ended_at: str
     transcript: list[TranscriptLine]
+    resumed_from: NotRequired[str]  # the earlier session this call resumed
     # set by the outbox on a replayed delivery (`collector outbox replay`), never stored
     replay: NotRequired[bool]
     delivery_key: NotRequired[str]  # the replay's own delivery key
@@ -133,6 +147,8 @@ def build_submission(session: "Session", form: "Form", status: str, at: float) -
         }
         if name in form.conditional and rule is not None:
             entry["required_by"] = rule  # the rule of the form that asked for it
+        if state.resumed_from is not None:
+            entry["resumed_from"] = {"session_id": state.resumed_from, "attempt": state.attempt}
         problems = [p for p in verdict.get(name, []) if p != "is required"]
         if state.valid and not problems:
             entry["value"] = state.value
@@ -144,12 +160,14 @@ def build_submission(session: "Session", form: "Form", status: str, at: float) -
         fields[name] = entry
     for problem in verdict.get("", []):
         errors.append({"pointer": "", "message": f"the form as a whole {problem}"})
-    return {
+    submission: Submission = {
         "submission_id": submission_id(session.id),
         "session_id": session.id,
         "form": form.id,
         "form_version": form.version,
         "status": status,
+        "outcome": session.outcome or status,
+        "amd": session.amd,
         "data": data,
         "errors": errors,
         "fields": fields,
@@ -167,3 +185,6 @@ def build_submission(session: "Session", form: "Form", status: str, at: float) -
             {"role": m.role, "content": m.content, "attempt": m.attempt} for m in session.transcript
         ],
     }
+    if session.resumed_from is not None:
+        submission["resumed_from"] = session.resumed_from
+    return submission

@@ -330,3 +330,129 @@ def test_strings_read_from_the_payload_are_cut_to_the_bound() -> None:
     event = parsed("call.initiated", to=long, call_leg_id=long)
     assert len(event.to) == MAX_STRING_CHARS and len(event.call_leg_id) == MAX_STRING_CHARS
     assert len(parsed("call.gather.ended", digits=long).digits) == MAX_STRING_CHARS
+
+
+# -- outbound calls: the dial's call, who answered ---------------------------------------
+
+OUTBOUND = FIXTURES / "outbound"
+OUT_CCID = "v3:Qm7Xk2PzR8tLw4Nc1Vb6Yh9Gd3Sa5Fe0Jr_outbound"  # the outbound fixtures' call
+
+
+def outbound(name: str, **payload: Any) -> tuple[str, Any]:
+    doc = json.loads((OUTBOUND / f"{name}.json").read_text())
+    doc["data"]["payload"].update(payload)
+    return parse(orjson.dumps(doc), at=99.0)
+
+
+def test_every_outbound_fixture_is_a_webhook_the_sdk_reads() -> None:
+    """The copied examples (and the ones derived from them) validate as the SDK's models."""
+    import telnyx.types as T
+
+    models = {
+        "call.initiated": T.CallInitiatedWebhookEvent,
+        "call.answered": T.CallAnsweredWebhookEvent,
+        "call.hangup": T.CallHangupWebhookEvent,
+        "call.machine.detection.ended": T.CallMachineDetectionEndedWebhookEvent,
+        "call.machine.greeting.ended": T.CallMachineGreetingEndedWebhookEvent,
+        "call.machine.premium.detection.ended": T.CallMachinePremiumDetectionEndedWebhookEvent,
+        "call.machine.premium.greeting.ended": T.CallMachinePremiumGreetingEndedWebhookEvent,
+    }
+    files = sorted(OUTBOUND.glob("*.json"))
+    assert len(files) == 10
+    for path in files:
+        doc = json.loads(path.read_text())
+        models[doc["data"]["event_type"]].model_validate(doc)
+        assert not isinstance(parse(path.read_bytes())[1], Unhandled), path.name
+
+
+def test_an_outbound_call_initiated_says_outgoing_and_reads_the_call() -> None:
+    mine = encode(E.ClientState(session_id="sess-out", kind="dial"))
+    event_type, event = outbound("1.call.initiated", client_state=mine)
+    assert event_type == "call.initiated"
+    assert isinstance(event, E.CallInitiated)
+    assert (event.direction, event.from_, event.to) == ("outgoing", "+13125550100", "+13125550188")
+    assert event.call_control_id == OUT_CCID
+    assert event.call_session_id == "c41d5a2e-0b51-11f0-a7b4-02420aef0c17"
+    assert event.client_state == E.ClientState(session_id="sess-out", kind="dial")
+    _, answered = outbound("2.call.answered")
+    assert isinstance(answered, E.CallAnswered) and answered.client_state is None  # not ours
+
+
+@pytest.mark.parametrize(
+    ("name", "event_type", "premium", "result", "answered_by"),
+    [
+        (
+            "3.call.machine.detection.ended",
+            "call.machine.detection.ended",
+            False,
+            "machine",
+            "machine",
+        ),
+        (
+            "premium.call.machine.premium.detection.ended",
+            "call.machine.premium.detection.ended",
+            True,
+            "human_residence",
+            "human",
+        ),
+    ],
+)
+def test_machine_detection_reads_its_result_standard_or_premium(
+    name: str, event_type: str, premium: bool, result: str, answered_by: str
+) -> None:
+    got_type, event = outbound(name)
+    assert got_type == event_type
+    assert isinstance(event, E.MachineDetectionEnded)
+    assert (event.result, event.premium, event.answered_by) == (result, premium, answered_by)
+    assert (event.call_control_id, event.at) == (OUT_CCID, 99.0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "answered_by"),
+    [
+        ("human", "human"),
+        ("human_business", "human"),
+        ("machine", "machine"),
+        ("fax_detected", "fax"),
+        ("silence", "not_sure"),
+        ("not_sure", "not_sure"),
+        ("something_new", "not_sure"),
+        (None, "not_sure"),
+        (7, "not_sure"),
+    ],
+)
+def test_every_detection_result_maps_onto_one_vocabulary(raw: Any, answered_by: str) -> None:
+    _, event = outbound("3.call.machine.detection.ended", result=raw)
+    assert event.answered_by == answered_by
+    assert event.result == (raw if isinstance(raw, str) else None)
+
+
+def test_the_machine_greeting_end_reads_its_result_standard_or_premium() -> None:
+    event_type, event = outbound("4.call.machine.greeting.ended")
+    assert event_type == "call.machine.greeting.ended"
+    assert isinstance(event, E.MachineGreetingEnded)
+    assert (event.result, event.premium) == ("ended", False)
+    event_type, event = outbound("premium.call.machine.premium.greeting.ended")
+    assert event_type == "call.machine.premium.greeting.ended"
+    assert (type(event), event.result, event.premium) == (
+        E.MachineGreetingEnded,
+        "beep_detected",
+        True,
+    )
+    _, long = outbound("4.call.machine.greeting.ended", result="x" * (MAX_STRING_CHARS + 5))
+    assert long.result == "x" * MAX_STRING_CHARS
+
+
+@pytest.mark.parametrize(
+    ("name", "cause", "source"),
+    [
+        ("5.call.hangup", "normal_clearing", "caller"),
+        ("busy.call.hangup", "user_busy", "callee"),
+        ("no_answer.call.hangup", "timeout", "unknown"),
+        ("rejected.call.hangup", "call_rejected", "callee"),
+    ],
+)
+def test_an_outbound_hangup_says_why(name: str, cause: str, source: str) -> None:
+    _, event = outbound(name)
+    assert isinstance(event, E.CallHangup)
+    assert (event.cause, event.source) == (cause, source)

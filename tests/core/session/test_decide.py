@@ -176,6 +176,7 @@ def test_events_the_shell_makes_are_known_by_their_type_not_their_id(forms: Any)
         "CommandFailed",
         "CallStatus",
         "Cancel",
+        "Dial",
     }
     assert all(issubclass(cls, E.Synthetic) for cls in E.SYNTHETIC_EVENTS)
     assert not any(issubclass(cls, E.Synthetic) for cls in E.WEBHOOK_EVENTS)

@@ -91,6 +91,8 @@ def test_a_completed_submission_has_exactly_the_typed_keys(shipped: Any) -> None
     call.ended({"callback_phone": "+13125550188"})
     (submission,) = call.submissions
     assert submission["status"] == "completed"
+    assert (submission["outcome"], submission["amd"]) == ("completed", None)  # inbound
+    assert submission["call"]["direction"] == "incoming"
     assert shape_problems(submission, Submission) == []
     fields = submission["fields"]
     assert "value" in fields["rating"] and "required_by" in fields["callback_phone"]
@@ -107,9 +109,46 @@ def test_an_abandoned_submission_has_exactly_the_typed_keys(forms: Any) -> None:
     call.feed(call.ev(E.Timer, kind="grace", due=call.session.deadline))
     (submission,) = call.submissions
     assert submission["status"] == "abandoned"
+    assert (submission["outcome"], submission["amd"]) == ("abandoned", None)
     assert shape_problems(submission, Submission) == []
     assert submission["errors"]
     assert any(f["source"] is None for f in submission["fields"].values())
+
+
+def test_outbound_submissions_have_exactly_the_typed_keys(tmp_path: Path) -> None:
+    """A resumed call with a prefilled field, and a voicemail: outcome, amd, resumed_from."""
+    from collector.core.session.outbound import resume_of
+
+    from .outbound_kit import Dialled, outbound_forms
+
+    forms = outbound_forms(tmp_path / "forms")
+    first = Dialled(forms["warranty"])
+    first.send(E.MachineDetectionEnded, result="human")
+    first.gather_ends({"name": "Maria Gonzalez"})
+    first.send(E.CallHangup, cause="normal_clearing")
+    first.fire()
+    again = Dialled(
+        forms["warranty"],
+        sid="sess-2",
+        prefill={"serial": "AB1234"},
+        resume=resume_of(first.session),
+    )
+    again.send(E.MachineDetectionEnded, result="human_residence", premium=True)
+    again.gather_ends({"email": "maria@example.com"})
+    voicemail = Dialled(forms["plain"])
+    voicemail.send(E.MachineDetectionEnded, result="machine")
+    for call in (first, again, voicemail):
+        (submission,) = call.submissions
+        assert shape_problems(submission, Submission) == []
+        assert submission["call"]["direction"] == "outgoing"
+    resumed = again.submissions[0]
+    assert (resumed["status"], resumed["outcome"], resumed["amd"]) == ("completed",) * 2 + (
+        "human",
+    )
+    assert resumed["resumed_from"] == first.session.id
+    assert resumed["fields"]["serial"]["source"] == "prefill"
+    assert "resumed_from" in resumed["fields"]["name"]
+    assert voicemail.submissions[0]["outcome"] == "voicemail"
 
 
 def _readme_section() -> str:
