@@ -15,7 +15,7 @@ import asyncio
 import base64
 import binascii
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,8 @@ class Runtime:
     address: SelfUrl = field(default_factory=SelfUrl)
     clock: Clock = time.time
     delivery_listeners: list[DeliveryListener] = field(default_factory=list)
+    # PostgreSQL: LISTENs for the sessions any instance's steps change (the live view)
+    session_notices: Callable[[Callable[[str], None]], Coroutine[Any, Any, None]] | None = None
     workers: Workers | None = None  # between start() and stop()
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from collector.runtime import Runtime
 from collector.web import masking
 from collector.web.api import api_routes, install_error_handlers, openapi_document
 from collector.web.auth import Auth, error_body
+from collector.web.cluster import ClusterView
 from collector.web.context import WebContext, web
 from collector.web.dashboard import dashboard_routes
 from collector.web.ingress import PATH as WEBHOOK_PATH
@@ -82,6 +84,12 @@ def create_app(runtime: Runtime) -> App:
     memory = runtime.metrics
     memory.memory_sources += [hub.memory, masking.memory]
     memory.memory_limits.update(hub.limits(), masker_patterns=masking.MASKER_CACHE_BYTES)
+    # several instances on one PostgreSQL database: the others' updates reach this hub too
+    cluster = None
+    if runtime.session_notices is not None:
+        cluster = ClusterView(hub, runtime.store, runtime.session_notices)
+        memory.memory_sources.append(cluster.memory)
+        memory.memory_limits.update(cluster.limits())
 
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
@@ -97,9 +105,15 @@ def create_app(runtime: Runtime) -> App:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
+        following = None
+        if cluster is not None:
+            following = asyncio.create_task(cluster.run(), name="cluster-view")
         try:
             yield
         finally:
+            if following is not None:
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
             await runtime.stop()
 
     app = App(webhook, routes=routes, lifespan=lifespan)

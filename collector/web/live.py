@@ -37,7 +37,8 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,8 @@ from collector.web.presentation import (
 if TYPE_CHECKING:
     from collector.core.forms import Form
     from collector.core.session.decide import Decision
+    from collector.core.session.model import Session
+    from collector.core.session.submission import Submission
     from collector.records import DeliveryRow
 
 log = structlog.get_logger("collector.live")
@@ -174,6 +177,9 @@ class Hub:
         )
         self.published = 0
         self._last_left = -math.inf  # monotonic time the last subscriber went away
+        # each local decision's session, before it is shown: False when the cluster's view
+        # (web/cluster.py) already showed a later version of it
+        self.on_applied: Callable[[Session], bool] | None = None
 
     # -- subscribers ----------------------------------------------------------------------
 
@@ -279,7 +285,10 @@ class Hub:
         if not self.watched:
             return
         try:
-            self._on_decision(event, decision)
+            if self.on_applied is not None and not self.on_applied(decision.session):
+                return  # the cluster's view already showed a later version of it
+            created = isinstance(event, E.CallInitiated) and not decision.changes
+            self.show(decision.session, decision.changes, decision.submission, created=created)
         except Exception:
             log.exception("live_publish_failed", event_type=type(event).__name__)
 
@@ -296,10 +305,16 @@ class Hub:
         size = 64 + len(key) + (8 * len(value) if isinstance(value, list) else 64)
         store.put(key, value, size)
 
-    def _on_decision(self, event: E.Event, decision: Decision) -> None:
-        s = decision.session
-        changes = decision.changes
-        created = isinstance(event, E.CallInitiated) and not changes
+    def show(
+        self,
+        s: Session,
+        changes: AbstractSet[str],
+        submission: Submission | None = None,
+        *,
+        created: bool = False,
+    ) -> None:
+        """Publish the live events of a session as it now is: `changes` names what
+        changed (decide()'s names), `submission` is the one it just finalized with."""
         if not changes and not created:
             return
         form = self.forms.get(s.form) if s.form else None
@@ -344,8 +359,8 @@ class Hub:
             self._publish_transcript(s.id, base, transcript_view(s, masker))
         if s.terminal and not s.call_alive:
             self._shown.pop(s.id, None)  # a late line is sent again from the start
-        if decision.submission is not None:
-            sub = decision.submission
+        if submission is not None:
+            sub = submission
             self.publish(
                 "session.finalized",
                 s.id,
