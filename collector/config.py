@@ -24,6 +24,7 @@ from collector.errors import ConfigurationError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 STATUSES = ("completed", "incomplete", "abandoned")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 class RoutingConfig(BaseModel):
@@ -38,9 +39,39 @@ class RoutingConfig(BaseModel):
     @classmethod
     def _e164(cls, numbers: dict[str, str]) -> dict[str, str]:
         for number in numbers:
-            if not re.fullmatch(r"\+[1-9]\d{6,14}", number):
+            if not _E164.fullmatch(number):
                 raise ValueError(f"{number!r} is not an E.164 number like +13125550001")
         return numbers
+
+
+class OutboundConfig(BaseModel):
+    """`[outbound]`: how calls are dialled (POST /api/calls, `collector call`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connection_id: str = Field(min_length=1)  # the Call Control App's id
+    from_number: str
+    # the SDK's answering_machine_detection modes ("disabled": none)
+    answering_machine_detection: Literal[
+        "detect",
+        "detect_beep",
+        "detect_words",
+        "greeting_end",
+        "premium",
+        "premium_ios_call_screening_detection",
+        "disabled",
+    ] = "detect"
+    ring_timeout_seconds: int = Field(30, ge=5, le=600)  # the dial's timeout_secs
+    machine_detection_seconds: float = Field(5.0, gt=0)
+    voicemail_greeting_seconds: float = Field(20.0, gt=0)
+    ring_grace_seconds: float = Field(30.0, ge=0)
+
+    @field_validator("from_number")
+    @classmethod
+    def _e164(cls, number: str) -> str:
+        if not _E164.fullmatch(number):
+            raise ValueError(f"{number!r} is not an E.164 number like +13125550001")
+        return number
 
 
 class SinkConfig(BaseModel):
@@ -89,6 +120,7 @@ class Settings(BaseModel):
     sandbox_pace_seconds: float = Field(0.3, ge=0)
     log_format: Literal["json", "console"] | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    outbound: OutboundConfig | None = None  # None: no dialling (the sandbox's own in sandbox mode)
     sinks: list[SinkConfig] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="(defaults)", exclude=True)
@@ -256,7 +288,9 @@ def _expand(value: Any, environ: Mapping[str, str], at: str, problems: list[str]
 
 def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     scalar_fields = {
-        name for name, f in Settings.model_fields.items() if name not in ("routing", "sinks")
+        name
+        for name, f in Settings.model_fields.items()
+        if name not in ("routing", "sinks", "outbound")
     }
     for key, value in environ.items():
         if not key.startswith("COLLECTOR_"):
@@ -266,6 +300,8 @@ def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
             raw.setdefault("routing", {})["default_form"] = value
         elif len(parts) == 3 and parts[:2] == ["routing", "numbers"]:
             raw.setdefault("routing", {}).setdefault("numbers", {})[parts[2]] = value
+        elif len(parts) == 2 and parts[0] == "outbound":
+            raw.setdefault("outbound", {})[parts[1]] = value
         elif len(parts) == 1 and parts[0] in scalar_fields:
             raw[parts[0]] = value
 

@@ -62,6 +62,7 @@ class Fake(Protocol):
     refused: list[RejectedCommand]
     duplicates: list[RecordedCommand]
     scripts: dict[str, CallScript]
+    dial_scripts: dict[str, CallScript]
     faults: CommandFaults
     network: Network
 
@@ -157,7 +158,24 @@ class CallControlApi:
             assert error is not None
             return error
         command_id = body.get("command_id")
-        if isinstance(command_id, str):
+        command_id = command_id if isinstance(command_id, str) else None
+        fault = fake.faults.take("", "dial", command_id)
+        if fault is not None and fault.status is not None:
+            code, title = fault.error()
+            return _error_response(fault.status, code, title, "injected fault")
+        response = self._place(body, command_id)
+        if fault is not None:  # a timeout: the call is placed, the answer comes late
+            if response.background is not None:
+                background, response.background = response.background, None
+                await background()
+            await asyncio.sleep(fault.delay)
+        return response
+
+    def _place(self, body: dict[str, Any], command_id: str | None) -> JSONResponse:
+        """A new outgoing call for a dial (a repeated command_id: the first one's answer).
+        The callee plays the script given for this dial's command_id, else its number's."""
+        fake = self.fake
+        if command_id is not None:
             prior = self._duplicate(("dial", command_id))
             if prior is not None:
                 ccid = prior["data"]["call_control_id"]
@@ -165,7 +183,8 @@ class CallControlApi:
                 return JSONResponse(prior)
         to = body.get("to")
         to = str(to if not isinstance(to, list) else (to[0] if to else ""))
-        script = fake.scripts.get(to) or CallScript()
+        script = fake.dial_scripts.pop(command_id or "", None)
+        script = script or fake.scripts.get(to) or CallScript()
         call = SimCall.new(
             from_=str(body.get("from", "")),
             to=to,
@@ -191,9 +210,12 @@ class CallControlApi:
                 "start_time": call.start_time,
             }
         }
-        if isinstance(command_id, str):
+        if command_id is not None:
             self._seen[("dial", command_id)] = (time.monotonic(), response)
-        ring = fake.network.ring_outbound(call, script)
+        detection = body.get("answering_machine_detection")
+        ring = fake.network.ring_outbound(
+            call, script, detection if isinstance(detection, str) else None
+        )
         return JSONResponse(response, background=BackgroundTask(fake.network.start, call, ring))
 
     async def _status(self, request: Request) -> JSONResponse:

@@ -97,6 +97,8 @@ class ScriptedCaller:
         required = [r for r in required_raw or () if isinstance(r, str) and r in props]
         answers = self.script.answers_for_attempt(attempt)
         silent = set(self.script.silent)
+        if self.script.callee == "voicemail":
+            silent.update(props)  # a voicemail box asked questions records them, says nothing
         turns: list[Turn] = []
         for name, raw_schema in props.items():
             schema = raw_schema if isinstance(raw_schema, Mapping) else {}

@@ -18,7 +18,9 @@ webhooks Telnyx would send next, signed with Ed25519 exactly as Telnyx signs the
 
 Inbound calls start with `await fake.place_call(to, script=...)`; outbound calls start
 when the server dials (`fake.script_for_number(number, script)` sets the callee's
-script). `await fake.idle()` waits until every scheduled webhook has been delivered.
+script, `fake.script_for_dial(command_id, script)` one dial's; the script's `callee` says
+who answers: a person, a voicemail box, nobody, busy, rejected). `await fake.idle()`
+waits until every scheduled webhook has been delivered.
 
 The fake's state lives on the event loop that serves it; `place_call`, `hangup_call`
 and `idle` may be awaited from another loop (another thread) and hop over.
@@ -75,7 +77,8 @@ class FakeTelnyx:
         self.rejected: list[RejectedCommand] = []  # bodies that broke the SDK's param types
         self.refused: list[RejectedCommand] = []  # call-state errors: 90015, 90018, 90034, ...
         self.duplicates: list[RecordedCommand] = []  # repeated command_ids, acknowledged only
-        self.scripts: dict[str, CallScript] = {}
+        self.scripts: dict[str, CallScript] = {}  # the callee's script, by number
+        self.dial_scripts: dict[str, CallScript] = {}  # by the dial's command_id, spent once
         self.faults = CommandFaults()  # injected 429/5xx/late responses (faults.py)
         self._http = http
         self._own_http: httpx.AsyncClient | None = None
@@ -137,6 +140,13 @@ class FakeTelnyx:
     def script_for_number(self, number: str, script: CallScript | Mapping[str, Any] | None) -> None:
         """The script the callee plays when the server dials `number`."""
         self.scripts[number] = CallScript.parse(script)
+
+    def script_for_dial(
+        self, command_id: str, script: CallScript | Mapping[str, Any] | None
+    ) -> None:
+        """The script the callee plays for the dial sent with this `command_id` (over its
+        number's): one call's own script, whichever number it dials."""
+        self.dial_scripts[command_id] = CallScript.parse(script)
 
     async def place_call(
         self,

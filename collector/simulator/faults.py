@@ -1,10 +1,12 @@
 """Injected Call Control failures: Telnyx answering 429, 5xx, or too late.
 
 A test or the soak suite arms faults on a `FakeTelnyx` through `fake.faults`; each armed
-fault is spent on the next matching command (`POST /v2/calls/{id}/actions/{action}`):
+fault is spent on the next matching command (`POST /v2/calls/{id}/actions/{action}`, or
+`POST /v2/calls`: action `dial`):
 
     fake.faults.arm(429)                       # the next command gets 429, not applied
     fake.faults.arm(503, action="hangup")      # the next hangup gets 503, not applied
+    fake.faults.arm(422, action="dial")        # the next dial is refused for good
     fake.faults.arm("timeout", delay=11.0)     # the next command is applied, but its
                                                # response comes only after 11 s
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 __all__ = ["CommandFault", "CommandFaults"]
 
 _TITLES = {
+    422: ("10015", "Invalid parameter"),
     429: ("10011", "Too many requests"),
     500: ("10007", "Unexpected error"),
     502: ("10007", "Bad gateway"),

@@ -15,7 +15,11 @@ Where Telnyx leaves the behaviour open, the simulator picks one and sticks to it
   `call.conversation.ended`;
 * `gather_stop` ends a keypad gather with status `cancelled` (the digits so far) and an AI
   gather with `call.ai_gather.ended` status `invalid` plus `call.conversation.ended`;
-* a keypad gather with nothing scripted ends at once with status `timeout`.
+* a keypad gather with nothing scripted ends at once with status `timeout`;
+* a dialled callee (the script's `callee`) answers one pace after `call.initiated`, and
+  with answering machine detection asked for, `call.machine.detection.ended` (premium
+  modes: its premium twin) follows the answer, then for a voicemail box the greeting's
+  end two paces later; an unanswered call rings a few paces, not its whole ring timeout.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ from collector.simulator.webhooks import WebhookSender
 __all__ = ["Effect", "Network"]
 
 _KEYPAD_ACTIONS = frozenset({"gather", "gather_using_speak", "gather_using_audio"})
+# callees who never answer: the hangup's cause and source, and how many paces it rings
+# first (not the whole ring timeout: the sandbox has no time to spare)
+_UNANSWERED = {
+    "no_answer": ("timeout", "unknown", 6),
+    "busy": ("user_busy", "callee", 1),
+    "rejected": ("call_rejected", "callee", 2),
+}
 
 
 class Network:
@@ -202,9 +213,16 @@ class Network:
         self.spawn(call, ring)
         return call
 
-    def ring_outbound(self, call: SimCall, script: CallScript) -> Effect:
-        """What follows a dial: `call.initiated` (bridging), then answered or no answer."""
+    def ring_outbound(
+        self, call: SimCall, script: CallScript, detection: str | None = None
+    ) -> Effect:
+        """What follows a dial: `call.initiated` (bridging), then the callee (`script.callee`):
+        answered (with `detection`, the dial's answering_machine_detection, the machine
+        detection's webhooks), or a hangup that says why nobody answered."""
         cs = call.client_state
+        callee = script.callee
+        premium = (detection or "").startswith("premium")
+        detects = detection not in (None, "", "disabled")
 
         @media("ring")
         async def ring() -> None:
@@ -214,9 +232,33 @@ class Network:
             if script.hangup == "before_answer":
                 self.hangup_now(call, "callee", "no_answer", cs)
                 return
+            if callee in _UNANSWERED:
+                cause, source, rings = _UNANSWERED[callee]
+                for _ in range(rings):
+                    await self.pause(call)
+                self.hangup_now(call, source, cause, cs)
+                return
             call.answered = True
             fields = {"start_time": call.start_time, "state": "answered"}
             self.emit(call, "call.answered", fields, client_state=cs)
+            if not detects:
+                return
+            await self.pause(call)
+            machine = callee == "voicemail"
+            result = "machine" if machine else ("human_residence" if premium else "human")
+            kind = "premium." if premium else ""
+            self.emit(
+                call, f"call.machine.{kind}detection.ended", {"result": result}, client_state=cs
+            )
+            if machine:  # the box's greeting plays, then its beep
+                await self.pause(call)
+                await self.pause(call)
+                self.emit(
+                    call,
+                    f"call.machine.{kind}greeting.ended",
+                    {"result": "beep_detected"},
+                    client_state=cs,
+                )
 
         return ring
 

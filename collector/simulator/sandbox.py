@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from collector.simulator.calls import DEFAULT_CONNECTION_ID
 from collector.simulator.fake_telnyx import FakeTelnyx
 from collector.simulator.script import CallScript
 from collector.simulator.signing import generate_keypair, public_key_b64
@@ -25,7 +26,11 @@ class Sandbox:
 
     `self_url` tells how the server reaches itself (`http://host:port`, asked at each
     webhook: it is known only once the server listens); the fake posts webhooks there.
+    Outbound calls without `[outbound]` dial from `from_number` on `connection_id`.
     """
+
+    connection_id = DEFAULT_CONNECTION_ID
+    from_number = "+13125550100"
 
     def __init__(self, self_url: Callable[[], str], pace: float = 0.3) -> None:
         self.signing_key = generate_keypair()[0]
@@ -64,6 +69,14 @@ class Sandbox:
         if parsed is not None and fields is not None:
             parsed.check_fields(fields, f"form {form_id!r}")
         return await self.fake.place_call(to=self.number_for(form_id), script=parsed)
+
+    def expect_dial(
+        self, command_id: str, script: Any, form_id: str, fields: Iterable[str]
+    ) -> None:
+        """The callee's script for the dial that goes out under `command_id` (a script
+        naming a field not in `fields`, the form's, is a ScriptError)."""
+        parsed = CallScript.parse(script).check_fields(fields, f"form {form_id!r}")
+        self.fake.script_for_dial(command_id, parsed)
 
     async def close(self) -> None:
         await self.fake.close()

@@ -15,7 +15,8 @@ is a field name); in a rich script an unknown key is an error.
       "keypad":   {"date_of_birth": "19870412#"},
       "say":      {"name": "It's Maria, Maria Gonzalez."},
       "hangup":   "during_gather",
-      "hangup_after": 2
+      "hangup_after": 2,
+      "callee":   "person"
     }
 
 * `answers` (object): field -> value. Values are passed through exactly as written (the
@@ -43,6 +44,11 @@ is a field name); in a rich script an unknown key is an error.
   soon as the first AI gather has ended).
 * `hangup_after` (int): hang up during the first AI gather once this many fields have
   been answered (implies `"hangup": "during_gather"`).
+* `callee` (outbound calls only): who the dialled number reaches. `"person"` (the
+  default: answers, and machine detection says human; then the script above plays),
+  `"voicemail"` (answers, detection says machine, the greeting ends with a beep; asked
+  questions anyway, it says nothing), `"no_answer"` (rings, then hangs up with cause
+  `timeout`), `"busy"` (`user_busy`) or `"rejected"` (`call_rejected`).
 
 A field name the form does not have (in `answers`, `attempts`, `silent`, `say` or a
 field-keyed `keypad`) is an error with a did-you-mean, never silently ignored.
@@ -64,9 +70,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collector.errors import ScriptError
 
-__all__ = ["RICH_KEYS", "CallScript", "ScriptError"]
+__all__ = ["CALLEES", "RICH_KEYS", "CallScript", "ScriptError"]
 
-RICH_KEYS = frozenset({"answers", "attempts", "silent", "keypad", "say", "hangup", "hangup_after"})
+RICH_KEYS = frozenset(
+    {"answers", "attempts", "silent", "keypad", "say", "hangup", "hangup_after", "callee"}
+)
+CALLEES = ("person", "voicemail", "no_answer", "busy", "rejected")
 # keypad script keys that name a step of the call, not a field
 KEYPAD_STEPS = frozenset({"confirm", "choose"})
 
@@ -83,6 +92,7 @@ class CallScript(BaseModel):
     say: dict[str, str] = Field(default_factory=dict)
     hangup: Literal["before_answer", "during_gather", "after_gather"] | None = None
     hangup_after: int | None = Field(default=None, ge=0)
+    callee: Literal["person", "voicemail", "no_answer", "busy", "rejected"] = "person"
 
     @field_validator("keypad")
     @classmethod

@@ -2,9 +2,11 @@
 
 We use the client's generic `post`/`get` (its auth, timeouts and error types) with the
 exact action bodies decide() built; the per-action helper methods would only re-transform
-bodies we already hold in wire form. The SDK's own retries are off (`max_retries=0`): the
-outbox owns every retry (its backoff, its fresh `command_id`, its `retrieve_status`
-check), so a failure is classified here once, at the edge, and handed back to it.
+bodies we already hold in wire form. A `dial` creates a call rather than acting on one,
+so it goes through the SDK's own `calls.dial` (its body as keyword arguments). The SDK's
+own retries are off (`max_retries=0`): the outbox owns every retry (its backoff, its
+fresh `command_id`, its `retrieve_status` check), so a failure is classified here once,
+at the edge, and handed back to it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import telnyx
 from telnyx._utils import path_template
 
 from collector.adapters.telephony.transport import CommandHttpClient
-from collector.core.session.commands import RETRIEVE_STATUS
+from collector.core.session.commands import DIAL, RETRIEVE_STATUS, dial_kwargs
 from collector.errors import CommandRejected, CommandTransient
 
 __all__ = ["CommandRejected", "CommandTransient", "TelnyxControl", "make_client"]
@@ -62,6 +64,8 @@ class TelnyxControl:
         """Send an action, or for `retrieve_status` return whether the call is alive."""
         if action == RETRIEVE_STATUS:
             return await self.is_alive(call_control_id)
+        if action == DIAL:
+            return await self._dial(body, command_id)
         path = self._calls + path_template(
             "{call_control_id}/actions/{action}", call_control_id=call_control_id, action=action
         )
@@ -78,6 +82,17 @@ class TelnyxControl:
             raise self._classify(exc) from None
         except telnyx.APIConnectionError as exc:
             raise CommandTransient(str(exc) or type(exc).__name__) from None
+
+    async def _dial(self, body: dict[str, Any], command_id: str) -> str | None:
+        """Place the call (`call_control_id` is not known yet: the session's key is not
+        Telnyx's); returns the new call's call_control_id."""
+        try:
+            result = await self.client.calls.dial(**dial_kwargs(body), command_id=command_id)
+        except telnyx.APIStatusError as exc:
+            raise self._classify(exc) from None
+        except telnyx.APIConnectionError as exc:
+            raise CommandTransient(str(exc) or type(exc).__name__) from None
+        return result.data.call_control_id if result.data is not None else None
 
     async def is_alive(self, call_control_id: str) -> bool:
         path = self._calls + path_template("{call_control_id}", call_control_id=call_control_id)
