@@ -1,8 +1,9 @@
 """`python -m bench` (make bench): the collector's throughput, latency and memory.
 
-Runs, each against fresh processes: the collector, the seed's pattern and the bare floor
-under wrk at full load; the collector at a steady 500 events/s (webhook-in to
-command-out latency); 1,000 calls open at once. Prints one table with the targets and
+Runs, each against fresh processes: the collector (on SQLite; on PostgreSQL, one instance
+and two behind a round-robin proxy), the seed's pattern and the bare floor under wrk at
+full load; the collector at a steady 500 events/s (webhook-in to command-out latency);
+1,000 calls open at once. Prints one table with the targets and
 writes bench/results/latest.json. `--profile` instead runs the collector's full-load pass
 under py-spy and prints its hot spots.
 """
@@ -17,13 +18,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import profile, report, scenarios, script
+from bench import postgres, profile, report, scenarios, script
 from bench.servers import LOAD_CORE
 from bench.wrk import wrk_binary
 
 # events/s each server cannot beat on one core here; the pool is sized from these
-RATE_CAPS = {"collector": 3500.0, "seed": 1500.0, "floor": 8000.0}
-PARTS = ("collector", "seed", "floor", "paced", "concurrent")
+RATE_CAPS = {
+    "collector": 3500.0,
+    "seed": 1500.0,
+    "floor": 8000.0,
+    "postgres": 3000.0,
+    "postgres_pair": 3000.0,
+}
+PARTS = ("collector", "seed", "floor", "postgres", "postgres_pair", "paced", "concurrent")
+PG_PARTS = {"postgres": 1, "postgres_pair": 2}  # instances
 
 
 def _check_tools() -> None:
@@ -50,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         action="store_true",
         help="profile the collector at full load with py-spy instead",
+    )
+    parser.add_argument(
+        "--profile-store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the store of the --profile pass (postgres: a fresh database on the machine's)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument(
@@ -81,9 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         },
         "full_load": {},
         "started_at": time.time(),
+        "load_average": {"before": os.getloadavg()},
     }
     wanted = {"collector"} if args.profile else set(args.only)
-    caps = [RATE_CAPS[k] for k in ("collector", "seed", "floor") if k in wanted]
+    if args.profile and args.profile_store == "postgres":
+        wanted = {"postgres"}
+    pg_problem = postgres.unavailable() if wanted & set(PG_PARTS) else None
+    if pg_problem is not None:
+        _say(f"PostgreSQL passes skipped: {pg_problem}")
+        results["postgres"] = {"skipped": pg_problem}
+        wanted -= set(PG_PARTS)
+    caps = [RATE_CAPS[k] for k in ("collector", "seed", "floor", *PG_PARTS) if k in wanted]
     lanes = scenarios.pool(max(caps), args.seconds) if caps else []
     warm = scenarios.warm_up_pool()
     if lanes:
@@ -94,10 +116,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile:
         out = report.RESULTS / "profile.collapsed"
-        _say(f"collector at full load under py-spy -> {out}")
-        load = scenarios.collector_full_load(
-            budget("collector"), warm, key, public_key, args.seconds, args.keep, profile=out
-        )
+        _say(f"collector at full load on {args.profile_store} under py-spy -> {out}")
+        if args.profile_store == "postgres":
+            if pg_problem is not None:
+                raise SystemExit(f"bench: {pg_problem}")
+            load = scenarios.postgres_full_load(
+                budget("postgres"), warm, key, public_key, args.seconds, args.keep, profile=out
+            )
+        else:
+            load = scenarios.collector_full_load(
+                budget("collector"), warm, key, public_key, args.seconds, args.keep, profile=out
+            )
         spots = profile.hot_spots(out)
         print(
             f"collector at full load: {load['events_per_s']:,.0f} events/s under py-spy "
@@ -113,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         full["collector"] = scenarios.collector_full_load(
             budget("collector"), warm, key, public_key, args.seconds, args.keep
         )
+    pg = results.setdefault("postgres", {})
+    for kind, instances in PG_PARTS.items():
+        if kind in wanted:
+            where = "one instance" if instances == 1 else f"{instances} instances, round-robin"
+            _say(f"collector on PostgreSQL at full load ({where}, wrk)")
+            pg["one" if instances == 1 else "pair"] = scenarios.postgres_full_load(
+                budget(kind), warm, key, public_key, args.seconds, args.keep, instances
+            )
     for kind in ("seed", "floor"):
         if kind in wanted:
             _say(f"{kind} at full load (wrk)")
@@ -126,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("seed", "floor")
             if k in full and full[k]["events_per_s"]
         }
+    pg["ratios"] = report.postgres_ratios(results)
     if "paced" in wanted:
         _say(f"collector at {args.rate:.0f} events/s (Python sender)")
         results["paced"] = scenarios.paced(
@@ -135,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"collector with {args.calls:,} calls open at once")
         results["concurrent"] = scenarios.concurrent_calls(key, public_key, args.calls, args.keep)
     results["took_seconds"] = time.time() - results["started_at"]
+    results["load_average"]["after"] = os.getloadavg()
     print(report.render(results))
     path = report.save(results)
     print(f"\n(results: {path}; took {results['took_seconds']:.0f} s)")

@@ -35,7 +35,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def jsonl_lines(path: Path) -> list[dict[str, Any]]:
+def jsonl_lines(path: Path | list[Path]) -> list[dict[str, Any]]:
+    """The lines of a JSONL sink's file (of each instance's, for several)."""
+    if isinstance(path, list):
+        return [line for one in path for line in jsonl_lines(one)]
     if not path.exists():
         return []
     return [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
@@ -55,10 +58,16 @@ def wait_until_stable(read: Any, target: int, timeout: float = 30.0, quiet: floa
     return int(value)
 
 
-def commit_counts(server_url: str) -> dict[str, float]:
-    """The collector's group-commit metrics now: commits, jobs, and commits per bucket."""
+def commit_counts(server_url: str | list[str]) -> dict[str, float]:
+    """The collector's group-commit metrics now: commits, jobs, and commits per bucket (of
+    every instance together, for several)."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    if isinstance(server_url, list):
+        total: Counter[str] = Counter()
+        for url in server_url:
+            total.update(commit_counts(url))
+        return dict(total)
     with urllib.request.urlopen(f"{server_url}/metrics", timeout=30) as r:
         text = r.read().decode()
     out: dict[str, float] = {}
@@ -99,7 +108,10 @@ def post(url: str) -> Any:
 
 
 def account(
-    acked: Iterable[Event], api_url: str, jsonl: Path, ignore: frozenset[str] = frozenset()
+    acked: Iterable[Event],
+    api_url: str,
+    jsonl: Path | list[Path],
+    ignore: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Wait for the outbox and the sink to drain, then compare with what was acknowledged.
 

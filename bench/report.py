@@ -16,6 +16,7 @@ TARGET_SEED_RATIO = 3.0
 TARGET_ACK_P99_MS = 50.0
 TARGET_COMMAND_P99_MS = 100.0
 TARGET_RSS_MB = 300.0
+TARGET_PG_RATE = 1000.0  # one instance on PostgreSQL
 DISTURBED_PCT = 5.0  # CPU other processes may use on the server's core before we say so
 
 
@@ -112,6 +113,70 @@ def _slow_disk(r: dict[str, Any]) -> str:
     return f" ({n} COMMIT{'s' if n != 1 else ''} over 50 ms in the pass: disk stalls)" if n else ""
 
 
+def postgres_ratios(results: dict[str, Any]) -> dict[str, float]:
+    """The PostgreSQL passes against the SQLite one of the same run, and two instances
+    against one."""
+    pg = results.get("postgres", {})
+    sqlite = results["full_load"].get("collector")
+    out: dict[str, float] = {}
+    for name in ("one", "pair"):
+        if name in pg and sqlite and sqlite["events_per_s"]:
+            out[f"{name}_vs_sqlite"] = pg[name]["events_per_s"] / sqlite["events_per_s"]
+    if "one" in pg and "pair" in pg and pg["one"]["events_per_s"]:
+        out["pair_vs_one"] = pg["pair"]["events_per_s"] / pg["one"]["events_per_s"]
+    return out
+
+
+def _postgres_rows(results: dict[str, Any]) -> list[str]:
+    pg = results.get("postgres") or {}
+    if "skipped" in pg:
+        return ["", f"PostgreSQL: skipped ({pg['skipped']})"]
+    if not ({"one", "pair"} & set(pg)):
+        return []
+    cols = f"{'events/s':>10}{'ack p50':>11}{'ack p99':>11}{'non-2xx':>9}{'peak RSS':>10}"
+    rows = [
+        "",
+        "PostgreSQL: the same load on a fresh database of the machine's server (CPU: the "
+        "collectors', on core 0; PG: the server's for that database, on either core)",
+        f"  {'server':<38}{cols}{'CPU':>6}{'PG':>6}{'others':>8}",
+    ]
+    labels = {"one": "collector, 1 instance", "pair": "2 instances (round-robin), core 0"}
+    for name, label in labels.items():
+        r = pg.get(name)
+        if r is None:
+            continue
+        rows.append(
+            f"  {label:<38}{_n(r['events_per_s']):>10}{_ms(r['ack_ms']['50']):>11}"
+            f"{_ms(r['ack_ms']['99']):>11}{r['non_2xx'] + sum(r['socket_errors'].values()):>9}"
+            f"{_n(r['peak_rss_mb']):>7} MB{_n(r['server_cpu_pct']):>5}%"
+            f"{_n(r.get('postgres_cpu_pct')):>5}%{_n(r['others_on_core0_pct']):>7}%"
+        )
+    ratios = pg.get("ratios") or {}
+    if ratios:
+        rows.append(
+            "  ratios: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}x" for k, v in ratios.items())
+        )
+    for name in labels:
+        r = pg.get(name)
+        if r is None:
+            continue
+        rows.append(
+            f"  {name}: " + _deliveries(r) + f", repeated command ids {r['commands_repeated_ids']}"
+        )
+        if "requests_by_instance" in r:
+            rows.append(
+                f"  {name}: requests by instance {r['requests_by_instance']}, submissions "
+                f"delivered by instance {r['submissions_by_instance']}"
+            )
+        st = r.get("store")
+        if st and st["commits"]:
+            rows.append(
+                f"  {name}: store: {st['commits']:,} writes (a step is one), "
+                f"{st['over_50ms']:,} took over 50 ms"
+            )
+    return rows
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     out: list[tuple[str, bool, str]] = []
     load = results["full_load"].get("collector")
@@ -130,6 +195,40 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 load["ack_ms"]["99"] < TARGET_ACK_P99_MS,
                 _ms(load["ack_ms"]["99"])
                 + (_slow_disk(load) if load["ack_ms"]["99"] >= TARGET_ACK_P99_MS else ""),
+            )
+        )
+    one = (results.get("postgres") or {}).get("one")
+    if one is not None:
+        all_sent = one["commands_missing"] == 0 and one["submissions_missing"] == 0
+        out.append(
+            (
+                f">= {TARGET_PG_RATE:,.0f} events/s on PostgreSQL (1 instance), every command sent",
+                one["events_per_s"] >= TARGET_PG_RATE and all_sent,
+                f"{one['events_per_s']:,.0f}/s, {one['commands_missing']} missing",
+            )
+        )
+        out.append(
+            (
+                f"p99 ack < {TARGET_ACK_P99_MS:.0f} ms on PostgreSQL (1 instance)",
+                one["ack_ms"]["99"] < TARGET_ACK_P99_MS,
+                _ms(one["ack_ms"]["99"]),
+            )
+        )
+    pair = (results.get("postgres") or {}).get("pair")
+    if pair is not None:
+        once = (
+            pair["commands_missing"] == 0
+            and pair["commands_repeated_ids"] == 0
+            and pair["submissions_missing"] == 0
+            and pair["submissions_duplicated"] == 0
+        )
+        out.append(
+            (
+                "2 instances on PostgreSQL: every command sent, each submission once",
+                once,
+                f"{pair['commands_missing']} commands missing, {pair['commands_repeated_ids']}"
+                f" repeated ids; {pair['submissions_missing']} submissions missing,"
+                f" {pair['submissions_duplicated']} twice",
             )
         )
     ratios = results.get("ratios", {})
@@ -171,10 +270,21 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
 
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
+    load = results.get("load_average") or {}
     lines = [
         "",
         f"machine: {m['cpu']}, nproc {m['nproc']}, Python {m['python']}; server on core 0, "
         "load generators and fake Telnyx on core 1",
+        *(
+            [
+                "load average (1, 5, 15 min) before the run "
+                + ", ".join(f"{x:.2f}" for x in load["before"])
+                + ", after "
+                + ", ".join(f"{x:.2f}" for x in load["after"])
+            ]
+            if load
+            else []
+        ),
         f"form: {results['settings']['form']} ({results['settings']['fields']} fields, "
         f"{results['settings']['events_per_call']} webhooks and 4 commands a call)",
         "",
@@ -193,6 +303,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append("  collector: " + _deliveries(load))
         if _store(load):
             lines.append("  collector " + _store(load))
+    lines += _postgres_rows(results)
     paced = results.get("paced")
     if paced is not None:
         c = paced["command_ms"]

@@ -1,4 +1,5 @@
-"""The measurements: full load (collector, seed, floor), 500 events/s, 1,000 open calls.
+"""The measurements: full load (collector, seed, floor; the collector on PostgreSQL, one
+instance and two behind a round-robin), 500 events/s, 1,000 open calls.
 
 Every scenario starts its own processes in a fresh folder and stops them (SIGTERM) after.
 """
@@ -11,13 +12,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
 
-from bench import checks, servers
+from bench import checks, postgres, servers
 from bench.events import Event, interleave, make_calls, make_lanes
 from bench.script import current_script
 from bench.sender import send
@@ -108,6 +109,66 @@ def collector_full_load(
         jsonl = d / "results.jsonl"
         result.update(checks.account(_acked(lanes, r), api.url, jsonl, ignore=warm_calls))
         result["peak_rss_mb"] = srv.peak_rss_mb()
+        return result
+
+
+def postgres_full_load(
+    lanes: list[list[Event]],
+    warm: list[list[Event]],
+    key: SigningKey,
+    public_key: str,
+    seconds: float,
+    keep: bool,
+    instances: int = 1,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """The collector's full-load pass on a fresh PostgreSQL database: one instance, or
+    `instances` on core 0 together behind the round-robin proxy (bench/round_robin.py,
+    on core 1), which sends each request to the next instance."""
+    with (
+        workdir(f"pg{instances}", keep) as d,
+        postgres.scratch_database() as database_url,
+        servers.fake_api(d) as api,
+        ExitStack() as running,
+    ):
+        srvs = [
+            running.enter_context(
+                servers.collector(
+                    d / f"instance-{n}", public_key, api.url, database_url, name=f"collector-{n}"
+                )
+            )
+            for n in range(instances)
+        ]
+        front = srvs[0].url
+        proxy = None
+        if instances > 1:
+            proxy = running.enter_context(servers.round_robin(d, [s.url for s in srvs]))
+            front = proxy.url
+        url = f"{front}/webhooks/telnyx"
+        files = [s.workdir / "results.jsonl" for s in srvs]
+        _warm_up(url, warm, key, d / "warm-up")
+        warm_calls = frozenset(ev.ccid for lane in warm for ev in lane)
+        checks.account((ev for lane in warm for ev in lane), api.url, files)
+        checks.post(f"{api.url}/reset")
+        spy = _start_py_spy(srvs[0], profile, seconds) if profile else None
+        meter = servers.CpuMeter(srvs, postgres=postgres.ServerCpu(database_url))
+        urls = [s.url for s in srvs]
+        commits = checks.commit_counts(urls)
+        spread = checks.get_json(f"{proxy.url}/_rr/stats")["sent"] if proxy else []
+        r = run_wrk(url, lanes, key, d / "requests", seconds, meter)
+        if spy is not None:
+            spy.wait()
+        result = {**_wrk_row(r), **meter.as_dict(), "instances": instances}
+        result["store"] = checks.commit_stats(commits, checks.commit_counts(urls))
+        result.update(checks.account(_acked(lanes, r), api.url, files, ignore=warm_calls))
+        result["submissions_by_instance"] = [
+            sum(x["call"]["call_control_id"] not in warm_calls for x in checks.jsonl_lines(f))
+            for f in files
+        ]
+        if proxy is not None:
+            sent = checks.get_json(f"{proxy.url}/_rr/stats")["sent"]
+            result["requests_by_instance"] = [a - b for a, b in zip(sent, spread, strict=True)]
+        result["peak_rss_mb"] = max(s.peak_rss_mb() for s in srvs)
         return result
 
 

@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.postgres import ServerCpu
 from bench.script import current_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,26 +62,38 @@ def _core_ticks(core: str) -> tuple[int, int]:
 
 
 class CpuMeter:
-    """The server's CPU use during a pass, and what else ran on its core meanwhile."""
+    """The server's CPU use during a pass (of every server, when several share core 0),
+    and what else ran on its core meanwhile."""
 
-    def __init__(self, server: Process) -> None:
-        self.server = server
+    def __init__(self, server: Process | list[Process], postgres: ServerCpu | None = None) -> None:
+        self.servers = server if isinstance(server, list) else [server]
+        self.postgres = postgres  # and the PostgreSQL server's, for its database
         self.server_pct = self.others_pct = float("nan")
         self._start: tuple[float, float, tuple[int, int]] | None = None
 
+    def _cpu(self) -> float:
+        return sum(s.cpu_seconds() for s in self.servers)
+
     def start(self) -> None:
-        self._start = (time.monotonic(), self.server.cpu_seconds(), _core_ticks(SERVER_CORE))
+        if self.postgres is not None:
+            self.postgres.start()
+        self._start = (time.monotonic(), self._cpu(), _core_ticks(SERVER_CORE))
 
     def stop(self) -> None:
         assert self._start is not None
         wall0, cpu0, (busy0, total0) = self._start
         busy1, total1 = _core_ticks(SERVER_CORE)
-        self.server_pct = 100 * (self.server.cpu_seconds() - cpu0) / (time.monotonic() - wall0)
+        self.server_pct = 100 * (self._cpu() - cpu0) / (time.monotonic() - wall0)
         core_pct = 100 * (busy1 - busy0) / max(1, total1 - total0)
         self.others_pct = max(0.0, core_pct - self.server_pct)
+        if self.postgres is not None:
+            self.postgres.stop()
 
     def as_dict(self) -> dict[str, float]:
-        return {"server_cpu_pct": self.server_pct, "others_on_core0_pct": self.others_pct}
+        out = {"server_cpu_pct": self.server_pct, "others_on_core0_pct": self.others_pct}
+        if self.postgres is not None:
+            out["postgres_cpu_pct"] = self.postgres.pct
+        return out
 
 
 @dataclass
@@ -188,13 +201,21 @@ def fake_api(workdir: Path) -> Process:
     )
 
 
-def collector(workdir: Path, public_key: str, api_url: str) -> Process:
-    """`collector serve`, live mode against the fake API, SQLite store, one JSONL sink."""
+def collector(
+    workdir: Path,
+    public_key: str,
+    api_url: str,
+    database_url: str = "sqlite:///collector.db",
+    name: str = "collector",
+) -> Process:
+    """`collector serve`, live mode against the fake API, one JSONL sink (in `workdir`),
+    on SQLite in `workdir` unless another `database_url` is given."""
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "collector.toml"
     config.write_text(
         f"forms_dir = {json.dumps(str(current_script().forms_dir))}\n"
-        'database_url = "sqlite:///collector.db"\n'
+        f"database_url = {json.dumps(database_url)}\n"
         "[routing]\n"
         f"default_form = {json.dumps(current_script().form)}\n"
         "[[sinks]]\n"
@@ -219,7 +240,21 @@ def collector(workdir: Path, public_key: str, api_url: str) -> Process:
         "--port",
         str(port),
     ]
-    return Process("collector", argv, port, workdir, env=env)
+    return Process(name, argv, port, workdir, env=env)
+
+
+def round_robin(workdir: Path, backends: list[str]) -> Process:
+    """bench/round_robin.py in front of `backends`, on the load core."""
+    port = free_port()
+    return Process(
+        "round_robin",
+        [sys.executable, "-m", "bench.round_robin", str(port), *backends],
+        port,
+        workdir,
+        env={"PYTHONPATH": str(ROOT)},
+        core=LOAD_CORE,
+        health="/_rr/stats",
+    )
 
 
 def seed(workdir: Path, public_key: str) -> Process:
