@@ -4,10 +4,14 @@ The workers (collector.workers) are typed against these and import no adapter; t
 composition root (collector.runtime) builds the implementations and hands each worker
 only the part it uses.
 
-* `SessionStore`: the durable state of every call. SQLite implements it today
-  (collector.adapters.store.sqlite.SqliteStore); tests/store/test_contract.py is what any
-  other store must pass. Its parts `StepStore` (the engine's), `CommandStore` (the
-  outbox's) and `DeliveryStore` (the delivery worker's) are what each worker is given.
+* `SessionStore`: the durable state of every call, in SQLite
+  (collector.adapters.store.sqlite.SqliteStore) or PostgreSQL (.postgres.PostgresStore);
+  tests/store/test_contract.py is what any store must pass. Its parts `StepStore` (the
+  engine's), `CommandStore` (the outbox's) and `DeliveryStore` (the delivery worker's)
+  are what each worker is given.
+* `ClaimStore` and `Notices`: what a store that several instances share (`shared`: the
+  PostgreSQL one) adds, so that each piece of work is done by one instance at a time
+  under a lease, and the workers of every instance wake when there is work.
 * `CallControl`: sends one Telnyx command (collector.adapters.telephony.control).
 * `Sink`: where a finished submission goes (collector.sinks, one module per type).
 * `Clock`: the time now, in seconds since the epoch (`time.time`).
@@ -26,15 +30,29 @@ from collector.core.session import events as E
 from collector.core.session.commands import Command
 from collector.core.session.model import Session
 from collector.core.session.submission import Submission
-from collector.records import CommandRow, DeadEventRow, DeliveryRow
+from collector.records import (
+    CommandRow,
+    Conflict,
+    DeadEventRow,
+    DeadlineRow,
+    DeliveryRow,
+    StoredSession,
+)
 from collector.sinks import Sink
 
 __all__ = [
+    "NOTICE_COMMAND",
+    "NOTICE_DEADLINE",
+    "NOTICE_DELIVERY",
+    "NOTICE_SESSION",
     "CallControl",
+    "ClaimStore",
     "Clock",
     "CommandStore",
     "DeliveryStore",
     "Feed",
+    "NoticeCallback",
+    "Notices",
     "PreparedStep",
     "SessionStore",
     "Sink",
@@ -73,8 +91,19 @@ class CallControl(Protocol):
 class StepStore(Protocol):
     """What the engine needs: a call's session, and one durable transaction per event."""
 
+    shared: bool
+    """Whether several instances may use the store's database at once (PostgreSQL): its
+    steps are then versioned (commit_rows answers Conflict to a decision made from a
+    state that is no longer the stored one) and it is a ClaimStore and Notices. False
+    (SQLite): one process owns the database; the engine's per-call lock alone keeps one
+    call's steps apart, and the store keeps no versions."""
+
     async def session_by_call(self, call_control_id: str) -> Session | None:
         """The call's session as last committed (None: never seen); cheap, on the hot path."""
+        ...
+
+    async def stored_by_call(self, call_control_id: str) -> StoredSession | None:
+        """The call's session as last committed, with its version (None: never seen)."""
         ...
 
     async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
@@ -87,18 +116,25 @@ class StepStore(Protocol):
         commands: Iterable[Command] = (),
         submission: Submission | None = None,
         sinks: Iterable[str] = (),
+        version: int | None = None,
     ) -> PreparedStep:
         """Serialise one decision, writing nothing; raise on a value that can never be
-        stored (it would fail the same way on every redelivery)."""
+        stored (it would fail the same way on every redelivery). `version` is the
+        StoredSession.version the decision was made from (0: the call had no session);
+        None writes whatever is stored."""
         ...
 
-    async def commit_rows(self, rows: PreparedStep) -> None:
+    async def commit_rows(self, rows: PreparedStep) -> int | Conflict:
         """Write one step_rows() in one transaction, returning once durable: the session
         (upserted by id, its event_ids included), its commands (a (session, seq) already
         stored is kept as it was), its submission and one pending delivery per sink (each
-        kept if already stored). All or nothing. Raise StoreRefused when the rows themselves
-        are refused (e.g. a second session for one call); anything else is the store's
-        state now (locked, I/O) and worth retrying."""
+        kept if already stored). All or nothing. Returns the session's new version. A
+        shared store writes nothing and returns Conflict when the step has a version and
+        the call's stored session is no longer at it (another instance's step came first,
+        or made the call's session); one that is not shared returns 0, never Conflict.
+        Raise StoreRefused when the rows themselves are refused (e.g. an unversioned second
+        session for one call); anything else is the store's state now (locked, I/O) and
+        worth retrying."""
         ...
 
     async def record_dead(
@@ -192,7 +228,8 @@ class SessionStore(StepStore, CommandStore, DeliveryStore, Protocol):
         commands: Iterable[Command] = (),
         submission: Submission | None = None,
         sinks: Iterable[str] = (),
-    ) -> None:
+        version: int | None = None,
+    ) -> int | Conflict:
         """step_rows() then commit_rows(), in one call."""
         ...
 
@@ -267,4 +304,82 @@ class SessionStore(StepStore, CommandStore, DeliveryStore, Protocol):
         """Forget seen event ids older than seen_days, and dead events and finished
         sessions (their commands, submission, deliveries) older than retention_days, but
         never a session with a deadline or a pending delivery; returns sessions removed."""
+        ...
+
+
+NOTICE_SESSION = "collector_session"  # a step committed: the session's id
+NOTICE_COMMAND = "collector_command"  # a step decided commands: the session's id
+NOTICE_DELIVERY = "collector_delivery"  # deliveries became due: the submission's id
+NOTICE_DEADLINE = "collector_deadline"  # a step set a deadline: when it is due
+
+NoticeCallback: TypeAlias = Callable[[str | None], None]
+"""Hears one notice: its id, or None when notices may have been missed (look again)."""
+
+
+@runtime_checkable
+class ClaimStore(Protocol):
+    """What the workers of several instances sharing one store need (PostgreSQL): work
+    claimed by one instance under a lease (FOR UPDATE SKIP LOCKED), renewed while the work
+    is in flight, and claimable by any instance once it runs out. finish_command() and
+    update_delivery() let go of a command's or a delivery's claim; a step that changes a
+    session's deadline lets go of the deadline's. Times are the callers' clocks (seconds
+    since the epoch): instances' clocks must agree to well within a lease."""
+
+    instance: str
+    """This instance's id, which its claims are recorded under (unique per process)."""
+
+    async def claim_commands(
+        self, now: float, until: float, *, session_id: str | None = None, limit: int = 100
+    ) -> tuple[list[CommandRow], float | None]:
+        """Claim until `until` every pending command of each session (at most `limit`
+        sessions; or of the one given) whose first pending command is unclaimed, its lease
+        run out by `now`, or this instance's: the session's pending commands in decided
+        order. A command is never claimable while an earlier one of its session is
+        pending. Also: when a claim of another instance runs out next (None: none)."""
+        ...
+
+    async def reissue_command(
+        self, session_id: str, seq: int, retry: int, window_start: float
+    ) -> None:
+        """Durably note that a command goes out again under `retry` (a fresh command_id)
+        with its confirm window open from `window_start`: whoever takes it over sends it
+        under that same id (CommandRow.retry, .window_start)."""
+        ...
+
+    async def claim_deliveries(
+        self, now: float, until: float, limit: int = 100
+    ) -> tuple[list[DeliveryRow], float | None]:
+        """Claim until `until` at most `limit` pending deliveries due by `now` that are
+        unclaimed, their lease run out, or this instance's, earliest due first, each with
+        its submission; and when the next one not claimable now may be (None: none)."""
+        ...
+
+    async def claim_deadlines(
+        self, now: float, until: float, limit: int = 100
+    ) -> tuple[list[DeadlineRow], float | None]:
+        """Claim until `until` at most `limit` session deadlines passed by `now` that are
+        unclaimed, their lease run out, or this instance's, earliest first; and when the
+        next one not claimable now may be (None: none)."""
+        ...
+
+    async def renew(self, kind: str, keys: list[Any], until: float) -> set[Any]:
+        """Extend this instance's claims of `kind` (command, delivery: row ids; deadline:
+        session ids) on work not yet done to `until`; returns the keys it still holds."""
+        ...
+
+    async def release(self) -> int:
+        """Let go of every claim of this instance on work not done (a clean stop), so
+        another instance need not wait for the leases; returns how many."""
+        ...
+
+
+@runtime_checkable
+class Notices(Protocol):
+    """Notices between the instances sharing a store (PostgreSQL LISTEN/NOTIFY): a hint
+    that there is work or news, never the work itself; polling stays as the safety net."""
+
+    async def listen(self, channel: str, callback: NoticeCallback, *, own: bool = False) -> None:
+        """Call `callback` with the id of each notice on `channel` from another instance
+        (`own`: this one's too), and with None whenever the listening connection was lost
+        and is back. Notices are sent once their step has committed."""
         ...

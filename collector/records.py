@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from collector.core.session.model import Session
 from collector.core.session.submission import Submission
 
 
@@ -28,6 +29,12 @@ class CommandRow:
     attempts: int
     decided_at: float
     last_error: str | None
+    # a shared store's claim (ClaimStore.claim_commands): the retry the command was last
+    # sent under and when that send's confirm window opened (None: at decided_at), and
+    # the instance whose lease ran out before this claim (None: nobody's)
+    retry: int = 0
+    window_start: float | None = None
+    taken_from: str | None = None
 
 
 @dataclass(slots=True)
@@ -46,6 +53,7 @@ class DeliveryRow:
     delivered_at: float | None
     last_error: str | None
     submission: Submission | None  # the body, where the query read it (due deliveries)
+    taken_from: str | None = None  # a claim: the instance whose lease ran out before it
 
 
 @dataclass(slots=True)
@@ -60,3 +68,32 @@ class DeadEventRow:
     stage: str  # load | decide | serialise | store
     error: str
     received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A session as last committed, with the version the store gave that commit (a store
+    that keeps no versions, one process's own, says 0)."""
+
+    session: Session
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A versioned step not written: the call's stored session is no longer the version
+    the decision was made from. `current` is what is stored now (None: no session), as
+    the step's own statement saw it: decide again from it."""
+
+    current: StoredSession | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineRow:
+    """A session's deadline that has passed, claimed by this instance to fire."""
+
+    session_id: str
+    call_control_id: str
+    kind: str
+    due: float
+    taken_from: str | None = None  # the instance whose lease ran out before this claim

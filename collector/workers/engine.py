@@ -6,6 +6,16 @@ deliveries in one transaction. Only then is the event acknowledged, and only the
 listeners (command outbox, delivery worker, timers, live streams) hear of it. Different
 calls run concurrently; one call's events never interleave.
 
+With a store that several instances share (`store.shared`: PostgreSQL), each step is
+also versioned: it is written only if the call's stored session is still the version
+the decision was made from (the session cache holds that version, and the step's own
+statement checks it), else the store answers Conflict with the newer session, and
+decide() runs again on it. So one call's events apply one at a time in one order across
+instances, an event id applies once (the loser of two instances deciding the same event
+at once finds its id in the winner's session: a duplicate), and a stale cache never
+decides anything that is written. A redelivered event whose id a cached session already
+holds is answered duplicate from the cache: ids never leave a session.
+
 An event that fails for a reason its redelivery cannot change (decide() raises, the step
 cannot be serialised, the store refuses its rows, the call's stored session cannot be read)
 is recorded as a dead event and answered `dead`, so the webhook is acknowledged and it
@@ -33,11 +43,13 @@ from collector.core.session.event_types import event_type_of
 from collector.core.session.model import CallInfo, Session
 from collector.errors import StoreRefused
 from collector.ports import StepStore
+from collector.records import Conflict, StoredSession
 from collector.workers.sync import KeyedLocks
 
 log = structlog.get_logger("collector.engine")
 
 SESSION_CACHE_BYTES = 64 * 1024 * 1024  # live sessions kept in memory (estimated bytes)
+MAX_CONFLICTS = 25  # steps of one event that lost to another instance's, before a 503
 
 Listener = Callable[[E.Event, Decision], None]  # hears each applied decision
 SinkSelector = Callable[[Form, str], list[str]]
@@ -78,8 +90,9 @@ class Engine:
         self.sinks_for = sinks_for
         self.new_id = new_id
         self.listeners: list[Listener] = []
-        # live sessions, bounded by count and by bytes (a transcript line can be 900 KB)
-        self._cache: ByteLru[str, Session] = ByteLru(SESSION_CACHE_BYTES, cache_size)
+        # live sessions and their versions, bounded by count and by bytes (a transcript
+        # line can be 900 KB)
+        self._cache: ByteLru[str, StoredSession] = ByteLru(SESSION_CACHE_BYTES, cache_size)
         self._cache_size = cache_size
         self._locks = KeyedLocks()
         self.on_dead: Callable[[str], None] | None = None  # a fresh dead event, by type
@@ -90,9 +103,11 @@ class Engine:
             return await self._apply(event)
 
     async def session_for_call(self, call_control_id: str) -> Session | None:
-        cached = self._cache.get(call_control_id)
-        if cached is not None:
-            return cached
+        """The call's session as last committed (a shared store's: as stored, not cached)."""
+        if not self.store.shared:
+            cached = self._cache.get(call_control_id)
+            if cached is not None:
+                return cached.session
         return await self.store.session_by_call(call_control_id)
 
     def form_of(self, session: Session) -> Form | None:
@@ -100,29 +115,50 @@ class Engine:
 
     async def _apply(self, event: E.Event) -> str:
         ccid = event.call_control_id
-        webhook = not isinstance(event, E.Synthetic)
-        try:
-            session = await self.session_for_call(ccid)
-        except ValidationError as exc:  # a stored session this code cannot read
-            return await self._dead(event, None, "load", exc)
-        if session is None:
+        stored = self._cache.get(ccid)
+        fresh = stored is None
+        for _ in range(MAX_CONFLICTS):
+            if fresh:
+                try:
+                    stored = await self.store.stored_by_call(ccid)
+                except ValidationError as exc:  # a stored session this code cannot read
+                    return await self._dead(event, None, "load", exc)
+            outcome = await self._attempt(event, stored, fresh)
+            if not isinstance(outcome, Conflict):
+                return outcome
+            # another instance's step came first: decide again on what it stored
+            stored, fresh = outcome.current, outcome.current is None
+            if stored is not None:
+                self._remember(stored)
+        raise RuntimeError(f"call {ccid}: every step lost to another's ({MAX_CONFLICTS} tries)")
+
+    async def _attempt(
+        self, event: E.Event, stored: StoredSession | None, fresh: bool
+    ) -> str | Conflict:
+        ccid = event.call_control_id
+        if stored is None:
             if not isinstance(event, E.CallInitiated):
-                if webhook:
-                    fresh = await self.store.record_seen(event.id, ccid, event.at)
-                    return "unknown_call" if fresh else "duplicate"
+                if not isinstance(event, E.Synthetic):
+                    new = await self.store.record_seen(event.id, ccid, event.at)
+                    return "unknown_call" if new else "duplicate"
                 return "unknown_call"
             try:
-                session = self._new_session(event)
+                stored = StoredSession(self._new_session(event), 0)
             except Exception as exc:
                 return await self._dead(event, None, "decide", exc)
         # what bound_contextvars does, without its snapshot of the whole context per event
-        tokens = structlog.contextvars.bind_contextvars(call_control_id=ccid, form=session.form)
+        tokens = structlog.contextvars.bind_contextvars(
+            call_control_id=ccid, form=stored.session.form
+        )
         try:
-            return await self._decide(session, event)
+            return await self._decide(stored, event, fresh)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
-    async def _decide(self, session: Session, event: E.Event) -> str:
+    async def _decide(self, stored: StoredSession, event: E.Event, fresh: bool) -> str | Conflict:
+        session = stored.session
+        # a shared store's cached session may be stale: fail only on the stored one
+        stale = self.store.shared and not fresh
         form = self.form_of(session)
         if session.form and form is None:
             log.error("form_missing")
@@ -134,18 +170,26 @@ class Engine:
             if decision.submission is not None and form is not None:
                 sinks = self.sinks_for(form, decision.submission["status"])
         except Exception as exc:
+            if stale:
+                return Conflict(None)
             return await self._dead(event, session, "decide", exc)
         try:
             rows = self.store.step_rows(
-                decision.session, decision.commands, decision.submission, sinks
+                decision.session, decision.commands, decision.submission, sinks, stored.version
             )
         except Exception as exc:  # a value pydantic or orjson cannot write, every time
+            if stale:
+                return Conflict(None)
             return await self._dead(event, session, "serialise", exc)
         try:
-            await self.store.commit_rows(rows)
+            version = await self.store.commit_rows(rows)
         except StoreRefused as exc:  # other store errors propagate: a 503, redelivered
             return await self._dead(event, session, "store", exc.__cause__ or exc)
-        self._remember(decision.session)
+        except ValidationError as exc:  # the newer stored session cannot be read
+            return await self._dead(event, session, "load", exc)
+        if isinstance(version, Conflict):
+            return version
+        self._remember(StoredSession(decision.session, version))
         for listener in self.listeners:
             try:
                 listener(event, decision)
@@ -215,16 +259,17 @@ class Engine:
             updated_at=event.at,
         )
 
-    def _remember(self, session: Session) -> None:
+    def _remember(self, stored: StoredSession) -> None:
+        session = stored.session
         ccid = session.call.call_control_id
         if session.terminal and session.deadline is None:
             self._cache.pop(ccid, None)
             return
         # the least recently used go first once a limit is passed; the store has them
-        self._cache.put(ccid, session, session_bytes(session))
+        self._cache.put(ccid, stored, session_bytes(session))
 
     def cached_sessions(self) -> list[Session]:
-        return self._cache.values()
+        return [stored.session for stored in self._cache.values()]
 
     def memory(self) -> dict[str, int]:
         """Bytes held now by the session cache (for /metrics)."""

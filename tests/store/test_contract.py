@@ -11,7 +11,14 @@ import pytest
 from collector.core.session.commands import Command
 from collector.core.session.model import CallInfo, DeadlineKind, Session, State
 from collector.errors import StoreRefused
-from collector.ports import CommandStore, DeliveryStore, SessionStore, StepStore
+from collector.ports import (
+    ClaimStore,
+    CommandStore,
+    DeliveryStore,
+    Notices,
+    SessionStore,
+    StepStore,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -52,9 +59,15 @@ async def test_the_store_has_every_method_of_the_port_with_its_signature(
     names = [
         n for n in dir(SessionStore) if not n.startswith("_") and callable(getattr(SessionStore, n))
     ]
-    assert len(names) == 27
+    assert len(names) == 28
+    shared_ports = (ClaimStore, Notices) if store.shared else ()
+    for port in shared_ports:  # a store that several instances share claims and notifies
+        assert isinstance(store, port)
+        names += [n for n in dir(port) if not n.startswith("_") and callable(getattr(port, n))]
+    assert store.shared == (len(names) == 28 + 7)
     for name in names:
-        ours, theirs = getattr(SessionStore, name), getattr(store, name)
+        port = next(p for p in (SessionStore, *shared_ports) if hasattr(p, name))
+        ours, theirs = getattr(port, name), getattr(store, name)
         port_params = list(inspect.signature(ours).parameters.values())[1:]  # without self
         assert _shape(list(inspect.signature(theirs).parameters.values())) == _shape(port_params), (
             name
@@ -85,6 +98,23 @@ async def test_a_session_keeps_its_event_ids_and_a_later_step_replaces_it(
     await store.commit_rows(store.step_rows(later))
     loaded = await store.session_by_call("v3:c1")
     assert loaded == later and loaded is not None and loaded.event_ids == ["e1", "e2"]
+
+
+async def test_each_step_answers_the_version_stored_by_call_reads(store: SessionStore) -> None:
+    """commit_rows() answers the session's new version and stored_by_call() reads it back;
+    a store several instances share counts up from 1, one process's own keeps none (0)."""
+    assert await store.stored_by_call("v3:c1") is None
+    first = await store.commit_step(session(1, event_ids=["e1"]), version=0)
+    stored = await store.stored_by_call("v3:c1")
+    assert stored is not None and stored.session == session(1, event_ids=["e1"])
+    assert stored.version == first
+    later = session(1, event_ids=["e1", "e2"], state=State.GATHERING)
+    second = await store.commit_rows(store.step_rows(later, version=stored.version))
+    again = await store.stored_by_call("v3:c1")
+    assert again is not None and again.session == later and again.version == second
+    assert (first, second) == ((1, 2) if store.shared else (0, 0))
+    unversioned = await store.commit_step(session(1, state=State.COMPLETED))
+    assert unversioned == (3 if store.shared else 0)
 
 
 async def test_a_second_session_for_a_call_is_refused_and_leaves_nothing(

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
+from collector.adapters.store.postgres_migrations import MIGRATIONS as PG_MIGRATIONS
 from collector.cli import build_parser
 from collector.config import load_settings
 from collector.runtime import build_runtime
@@ -77,7 +78,9 @@ async def test_simulate_runs_a_whole_call_on_postgresql_twice(tmp_path: Path, pg
     ]
     assert await rows(pg_url, "SELECT sink, state FROM deliveries") == [("jsonl", "delivered")] * 2
     assert await rows(pg_url, "SELECT DISTINCT state FROM commands") == [("sent",)]
-    assert await rows(pg_url, "SELECT version FROM schema_version") == [(1,)]
+    assert await rows(pg_url, "SELECT version FROM schema_version") == [
+        (v,) for v in range(1, len(PG_MIGRATIONS) + 1)
+    ]
 
 
 def test_serve_refuses_an_unreachable_database_in_one_line_without_the_password(
@@ -113,7 +116,7 @@ def test_db_status_and_upgrade_on_postgresql_and_sqlite(
 ) -> None:
     config = str(tmp_path / "none.toml")
     (tmp_path / "none.toml").write_text("")
-    for url, known in ((pg_url, 1), (f"sqlite:///{tmp_path}/c.db", 3)):
+    for url, known in ((pg_url, len(PG_MIGRATIONS)), (f"sqlite:///{tmp_path}/c.db", 3)):
         env = {"COLLECTOR_DATABASE_URL": url}
         code, out, _ = cli(["db", "status", "--config", config], capsys, **env)
         assert code == 1 and f"schema version 0, this collector's {known} (pending" in out

@@ -19,6 +19,7 @@ from collector.core.session.commands import Command
 from collector.core.session.decide import Decision
 from collector.core.session.model import Session
 from collector.core.session.step import Policy
+from collector.records import StoredSession
 from collector.workers.engine import Engine, Router
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -41,8 +42,13 @@ class Held:
         self._door, self.waiting = asyncio.Event(), asyncio.Event()
         return self._door
 
+    shared = False
+
     async def session_by_call(self, call_control_id: str) -> Session | None:
         return await self.store.session_by_call(call_control_id)
+
+    async def stored_by_call(self, call_control_id: str) -> StoredSession | None:
+        return await self.store.stored_by_call(call_control_id)
 
     async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
         return await self.store.record_seen(event_id, call_control_id, at)
@@ -56,16 +62,17 @@ class Held:
         commands: Iterable[Command] = (),
         submission: dict[str, Any] | None = None,
         sinks: Iterable[str] = (),
+        version: int | None = None,
     ) -> Any:
         self.steps.append((session.call.call_control_id, session.event_ids[-1]))
-        return self.store.step_rows(session, commands, submission, sinks)
+        return self.store.step_rows(session, commands, submission, sinks, version)
 
-    async def commit_rows(self, rows: Any) -> None:
+    async def commit_rows(self, rows: Any) -> int:
         door, self._door = self._door, None
         if door is not None:
             self.waiting.set()
             await door.wait()
-        await self.store.commit_rows(rows)
+        return await self.store.commit_rows(rows)
 
 
 def make_engine(store: Any) -> tuple[Engine, list[tuple[str, Decision]]]:

@@ -28,12 +28,14 @@ def make_store(
     synchronous: str = "FULL",
     pool_size: int = 10,
     on_commit: Callable[[float, int], None] | None = None,
+    instance: str | None = None,
 ) -> SessionStore:
-    """The store `db` names, not yet opened."""
+    """The store `db` names, not yet opened (`instance`: this process's id in a shared
+    store's claims; a new one if None)."""
     if db.kind == "postgresql":
         from collector.adapters.store.postgres import PostgresStore
 
-        return PostgresStore(db, pool_size=pool_size, on_commit=on_commit)
+        return PostgresStore(db, pool_size=pool_size, on_commit=on_commit, instance=instance)
     return SqliteStore(db.target, synchronous=synchronous, on_commit=on_commit)
 
 

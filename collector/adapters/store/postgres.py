@@ -2,7 +2,10 @@
 
 Each step is one statement (data-modifying CTEs: the session upsert, its commands, its
 submission and deliveries), so it is one transaction and one round trip, durable when
-PostgreSQL acknowledges its commit. A value PostgreSQL refuses for what it is (a
+PostgreSQL acknowledges its commit. Several instances may share the database (`shared`):
+a step made from a session's version writes only if that is still the stored version
+(else Conflict: decide again), work is claimed under leases (postgres_claims.py), and a
+committed step sends notices (postgres_notices.py). A value PostgreSQL refuses for what it is (a
 constraint, a value it cannot take) is StoreRefused, as the SQLite store's; any other
 error (the server down or restarting, a timeout) is the store's state at the moment.
 The schema is migrated at open() (postgres_migrations.py).
@@ -12,15 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
 import structlog
 
+from collector.adapters.store.postgres_claims import Claims
 from collector.adapters.store.postgres_migrations import MIGRATIONS, current_version, upgrade
-from collector.adapters.store.postgres_sql import STEP, newest_first, prune_statements
+from collector.adapters.store.postgres_notices import NoticeHub
+from collector.adapters.store.postgres_sql import (
+    PRUNE_LOCK_KEY,
+    newest_first,
+    prune_statements,
+    step_sql,
+)
 from collector.adapters.store.problems import (
     READY_TIMEOUT_SECONDS,
     DatabaseUnavailable,
@@ -30,10 +42,17 @@ from collector.adapters.store.problems import (
 from collector.adapters.store.rows import command_row, dead_event_row, delivery_row
 from collector.config import DatabaseUrl, parse_database_url
 from collector.core.session.commands import Command
-from collector.core.session.model import Session
+from collector.core.session.model import DeadlineKind, Session
 from collector.core.session.submission import Submission
 from collector.errors import StoreRefused
-from collector.records import CommandRow, DeadEventRow, DeliveryRow
+from collector.ports import (
+    NOTICE_COMMAND,
+    NOTICE_DEADLINE,
+    NOTICE_DELIVERY,
+    NOTICE_SESSION,
+    NoticeCallback,
+)
+from collector.records import CommandRow, Conflict, DeadEventRow, DeliveryRow, StoredSession
 
 log = structlog.get_logger("collector.store")
 
@@ -65,8 +84,28 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-class PostgresStore:
-    """Durable state of every call, in a PostgreSQL database (collector.ports.SessionStore)."""
+def new_instance_id() -> str:
+    """An id for this process's claims: unique, and telling where it runs."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedStep:
+    """One step: its statement, its arguments, and the notices it sends once committed."""
+
+    sql: str
+    args: tuple[Any, ...]
+    notices: tuple[tuple[str, str], ...]
+
+
+class PostgresStore(Claims):
+    """Durable state of every call, in a PostgreSQL database (collector.ports.SessionStore,
+    ClaimStore and Notices), shared by any number of instances."""
+
+    shared = True
 
     def __init__(
         self,
@@ -75,13 +114,16 @@ class PostgresStore:
         pool_size: int = 10,
         on_commit: Callable[[float, int], None] | None = None,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        instance: str | None = None,
     ) -> None:
         self.db = url if isinstance(url, DatabaseUrl) else parse_database_url(url)
         self.pool_size = pool_size
         self.on_commit = on_commit  # (seconds a write's commit took, steps it made durable)
         self.connect_timeout = connect_timeout
+        self.instance = instance or new_instance_id()
         self.schema: tuple[int, int] | None = None  # (version before open, after)
         self._pool: asyncpg.Pool | None = None
+        self._notices = NoticeHub(self.db, self.instance, connect_timeout)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -110,11 +152,17 @@ class PostgresStore:
             await _close_pool(pool)
             raise unavailable(self.db, exc, "cannot migrate the schema of") from None
         self._pool = pool
+        self._notices = NoticeHub(self.db, self.instance, self.connect_timeout)
 
     async def close(self) -> None:
+        await self._notices.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await _close_pool(pool)
+
+    async def listen(self, channel: str, callback: NoticeCallback, *, own: bool = False) -> None:
+        """Hear the notices on `channel` (collector.ports.Notices)."""
+        await self._notices.listen(channel, callback, own=own)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -149,12 +197,15 @@ class PostgresStore:
     async def _write(self, sql: str, *args: Any) -> str:
         started = time.perf_counter()
         status: str = await self.pool.execute(sql, *args)
+        self._committed(started)
+        return status
+
+    def _committed(self, started: float) -> None:
         if self.on_commit is not None:
             try:
                 self.on_commit(time.perf_counter() - started, 1)
             except Exception:  # a metric must never fail a write that is durable
                 log.exception("commit_report_failed")
-        return status
 
     # -- sessions and events --------------------------------------------------------
 
@@ -164,10 +215,11 @@ class PostgresStore:
         commands: Iterable[Command] = (),
         submission: Submission | None = None,
         sinks: Iterable[str] = (),
-    ) -> None:
+        version: int | None = None,
+    ) -> int | Conflict:
         """Save one decision atomically: the session, its outbox rows, its submission (the
         event's id is in the session's event_ids, as in the SQLite store)."""
-        await self.commit_rows(self.step_rows(session, commands, submission, sinks))
+        return await self.commit_rows(self.step_rows(session, commands, submission, sinks, version))
 
     def step_rows(
         self,
@@ -175,10 +227,12 @@ class PostgresStore:
         commands: Iterable[Command] = (),
         submission: Submission | None = None,
         sinks: Iterable[str] = (),
-    ) -> tuple[Any, ...]:
-        """The arguments of the one statement a step is (postgres_sql.STEP), everything
-        serialised; a value that cannot be serialised raises here."""
+        version: int | None = None,
+    ) -> PreparedStep:
+        """The one statement a step is (postgres_sql.step_sql) and its arguments,
+        everything serialised; a value that cannot be serialised raises here."""
         commands = list(commands)
+        sinks = list(sinks) if submission is not None else []
         sub: tuple[Any, ...] = (None, None, None, None)
         if submission is not None:
             sub = (
@@ -187,7 +241,7 @@ class PostgresStore:
                 submission["status"],
                 orjson.dumps(submission).decode(),
             )
-        return (
+        args: tuple[Any, ...] = (
             session.id,
             session.call.call_control_id,
             session.form,
@@ -204,16 +258,40 @@ class PostgresStore:
             [c.command_id(session.id) for c in commands],
             [c.decided_at for c in commands],
             *sub,
-            list(sinks) if submission is not None else [],
+            sinks,
         )
+        if version:
+            args += (version,)
+        notices = [(NOTICE_SESSION, session.id)]
+        if commands:
+            notices.append((NOTICE_COMMAND, session.id))
+        if sinks:
+            notices.append((NOTICE_DELIVERY, sub[0]))
+        # the session timeout moves on with every event: the instance that moved it wakes
+        # for it, and the others' polls find it; any other deadline wakes every instance
+        if session.deadline is not None and session.deadline_kind != DeadlineKind.TIMEOUT:
+            notices.append((NOTICE_DEADLINE, repr(session.deadline)))
+        return PreparedStep(step_sql(version), args, tuple(notices))
 
-    async def commit_rows(self, rows: tuple[Any, ...]) -> None:
-        """Write one step_rows() as one transaction; StoreRefused when PostgreSQL refuses
-        the rows themselves."""
+    async def commit_rows(self, rows: PreparedStep) -> int | Conflict:
+        """Write one step_rows() as one transaction: the session's new version, or Conflict
+        with what is stored now; StoreRefused when PostgreSQL refuses the rows themselves."""
+        started = time.perf_counter()
         try:
-            await self._write(STEP, *rows)
+            row = await self.pool.fetchrow(rows.sql, *rows.args)
         except STORE_REFUSALS as exc:
             raise StoreRefused(f"{type(exc).__name__}: {exc}") from exc
+        self._committed(started)
+        assert row is not None
+        if row[0] is None:
+            body = row["stored_body"]
+            if body is None:
+                return Conflict(None)
+            return Conflict(StoredSession(Session.model_validate_json(body), row["stored_version"]))
+        for channel, ident in rows.notices:
+            self._notices.post(channel, ident)
+        version: int = row[0]
+        return version
 
     async def record_seen(self, event_id: str, call_control_id: str, at: float) -> bool:
         status = await self._write(
@@ -267,6 +345,14 @@ class PostgresStore:
         )
         return Session.model_validate_json(body) if body is not None else None
 
+    async def stored_by_call(self, call_control_id: str) -> StoredSession | None:
+        row = await self.pool.fetchrow(
+            "SELECT body, version FROM sessions WHERE call_control_id = $1", call_control_id
+        )
+        if row is None:
+            return None
+        return StoredSession(Session.model_validate_json(row[0]), row[1])
+
     async def session(self, session_id: str) -> Session | None:
         body = await self.pool.fetchval("SELECT body FROM sessions WHERE id = $1", session_id)
         return Session.model_validate_json(body) if body is not None else None
@@ -319,8 +405,8 @@ class PostgresStore:
         error: str | None = None,
     ) -> None:
         await self._write(
-            "UPDATE commands SET state = $1, updated_at = $2, attempts = $3, last_error = $4"
-            " WHERE session_id = $5 AND seq = $6",
+            "UPDATE commands SET state = $1, updated_at = $2, attempts = $3, last_error = $4,"
+            " claimed_by = NULL, lease_until = NULL WHERE session_id = $5 AND seq = $6",
             state,
             at,
             attempts,
@@ -372,8 +458,8 @@ class PostgresStore:
         await self._write(
             "UPDATE deliveries SET state = $1, attempts = $2, updated_at = $3,"
             " next_at = COALESCE($4, next_at), last_error = $5,"
-            " delivered_at = CASE WHEN $1 = 'delivered' THEN $3 ELSE delivered_at END"
-            " WHERE id = $6",
+            " delivered_at = CASE WHEN $1 = 'delivered' THEN $3 ELSE delivered_at END,"
+            " claimed_by = NULL, lease_until = NULL WHERE id = $6",
             state,
             attempts,
             at,
@@ -410,21 +496,33 @@ class PostgresStore:
         return [delivery_row(r) for r in rows]
 
     async def requeue(self, now: float, delivery_id: int | None = None) -> int:
-        sql = "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = $1, updated_at = $1"
+        """Due now, and every instance's delivery worker told (rare: in the transaction)."""
+        sql = (
+            "WITH q AS (UPDATE deliveries SET state = 'pending', attempts = 0, next_at = $1,"
+            " updated_at = $1, claimed_by = NULL, lease_until = NULL WHERE {} RETURNING 1)"
+            " SELECT COUNT(*), pg_notify($2, $3) FROM q"
+        )
+        notice = (NOTICE_DELIVERY, f"{self.instance} requeue")
         if delivery_id is None:
-            return _count(await self._write(sql + " WHERE state = 'dead'", now))
-        sql += " WHERE id = $2 AND state != 'delivered'"
-        return _count(await self._write(sql, now, delivery_id))
+            n = await self.pool.fetchval(sql.format("state = 'dead'"), now, *notice)
+        else:
+            n = await self.pool.fetchval(
+                sql.format("id = $4 AND state != 'delivered'"), now, *notice, delivery_id
+            )
+        return int(n)
 
     async def replay(self, submission_id: str, sink: str, key: str, now: float) -> int | None:
         new_id: int | None = await self.pool.fetchval(
-            "INSERT INTO deliveries (submission_id, sink, key, replay, next_at, created_at,"
-            " updated_at) SELECT id, $2, $3, TRUE, $4, $4, $4 FROM submissions WHERE id = $1"
-            " RETURNING id",
+            "WITH r AS (INSERT INTO deliveries (submission_id, sink, key, replay, next_at,"
+            " created_at, updated_at) SELECT id, $2, $3, TRUE, $4, $4, $4 FROM submissions"
+            " WHERE id = $1 RETURNING id)"
+            " SELECT r.id FROM r, pg_notify($5, $6)",
             submission_id,
             sink,
             key,
             now,
+            NOTICE_DELIVERY,
+            f"{self.instance} {submission_id}",
         )
         return new_id
 
@@ -434,6 +532,8 @@ class PostgresStore:
         horizon = now - retention_days * 86400
         seen, dead, sessions = prune_statements()
         async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK_KEY):
+                return 0  # another instance is pruning right now
             await conn.execute(seen, now - seen_days * 86400)
             await conn.execute(dead, horizon)
             removed: int = await conn.fetchval(sessions, horizon)

@@ -9,8 +9,9 @@ The same tables as the SQLite store (store/migrations.py), with PostgreSQL's typ
 bodies are `json` (stored as written: key order kept, so a form's fields come back in
 its order, and any JSON text SQLite takes is taken here too), times are double precision
 seconds since the epoch as in SQLite, ids are text with the "C" collation (byte order,
-as SQLite compares them). Room for several instances claiming work (a `claimed_by` and
-`lease_until` on commands, deliveries and sessions' deadlines) is a later migration.
+as SQLite compares them). Migration 2 makes room for several instances on one database:
+a version on each session (steps compare and set it), and a claim (`claimed_by`,
+`lease_until`) on commands, deliveries and sessions' deadlines.
 """
 
 from __future__ import annotations
@@ -104,6 +105,26 @@ MIGRATIONS: list[str] = [
         received_at DOUBLE PRECISION NOT NULL
     );
     CREATE INDEX dead_events_received ON dead_events (received_at DESC, id DESC);
+    """,
+    # 2: several instances on one database. A session's version goes up by one with each
+    # step, which writes only if it is still the version its decision was made from.
+    # Commands, deliveries and deadlines are claimed by one instance (claimed_by) until
+    # its lease runs out (lease_until, seconds since the epoch); a command keeps the retry
+    # it was last sent under and when that send's confirm window opened, so whoever takes
+    # it over sends it under the same command_id.
+    """
+    ALTER TABLE sessions ADD COLUMN version BIGINT NOT NULL DEFAULT 1,
+        ADD COLUMN deadline_claimed_by TEXT COLLATE "C",
+        ADD COLUMN deadline_lease_until DOUBLE PRECISION;
+    CREATE INDEX sessions_deadline ON sessions (deadline) WHERE deadline IS NOT NULL;
+    ALTER TABLE commands ADD COLUMN claimed_by TEXT COLLATE "C",
+        ADD COLUMN lease_until DOUBLE PRECISION,
+        ADD COLUMN retry INTEGER NOT NULL DEFAULT 0,
+        ADD COLUMN window_start DOUBLE PRECISION;
+    CREATE INDEX commands_pending_session ON commands (session_id, seq)
+        WHERE state = 'pending';
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT COLLATE "C",
+        ADD COLUMN lease_until DOUBLE PRECISION;
     """,
 ]
 

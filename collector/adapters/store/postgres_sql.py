@@ -6,38 +6,91 @@ from typing import Any
 
 # One step as one statement, so one transaction and one round trip. Its arguments are
 # PostgresStore.step_rows(): $1-$10 the session, $11-$15 its commands as parallel arrays,
-# $16-$19 the submission (all NULL without one), $20 the sinks it goes to. Each command,
-# submission and delivery already stored is kept as it was (ON CONFLICT DO NOTHING, as
-# SQLite's INSERT OR IGNORE); a second session for one call violates its UNIQUE and the
-# whole statement is undone. The deliveries' foreign key is checked at the statement's end,
-# when the submission inserted beside them is there.
-STEP = """
-WITH upserted AS (
-    INSERT INTO sessions (id, call_control_id, form, state, started_at, updated_at, terminal,
-        deadline, deadline_kind, body)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+# $16-$19 the submission (all NULL without one), $20 the sinks it goes to, and for a
+# versioned step on a stored session $21, the version its decision was made from. The
+# session is written first (`upserted`): as a new row (version 0: nothing if the call
+# already has a session), as an update of the stored row at that version (else nothing),
+# or, unversioned, upserted by id. Everything else is written only beside it. Each
+# command, submission and delivery already stored is kept as it was (ON CONFLICT DO
+# NOTHING, as SQLite's INSERT OR IGNORE); an unversioned second session for one call
+# violates its UNIQUE and the whole statement is undone. The deliveries' foreign key is
+# checked at the statement's end, when the submission inserted beside them is there. A
+# step that changes the session's deadline lets go of the deadline's claim. The statement
+# answers the new version, or (nothing written) the call's stored session and version,
+# locked FOR SHARE so that it is the newest committed one.
+_COLUMNS = (
+    "id, call_control_id, form, state, started_at, updated_at, terminal, deadline,"
+    " deadline_kind, body"
+)
+_VALUES = "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+_RELEASE_DEADLINE = """
+    deadline_claimed_by = CASE WHEN sessions.deadline IS NOT DISTINCT FROM {new}
+        THEN sessions.deadline_claimed_by END,
+    deadline_lease_until = CASE WHEN sessions.deadline IS NOT DISTINCT FROM {new}
+        THEN sessions.deadline_lease_until END"""
+_NEW_SESSION = f"""
+    INSERT INTO sessions ({_COLUMNS}) VALUES {_VALUES}
+    ON CONFLICT DO NOTHING
+    RETURNING version"""
+_STORED_SESSION = f"""
+    UPDATE sessions SET form = $3, state = $4, started_at = $5, updated_at = $6,
+        terminal = $7, deadline = $8, deadline_kind = $9, body = $10,
+        version = sessions.version + 1,{_RELEASE_DEADLINE.format(new="$8")}
+    WHERE id = $1 AND version = $21
+    RETURNING version"""
+_ANY_SESSION = f"""
+    INSERT INTO sessions ({_COLUMNS}) VALUES {_VALUES}
     ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
         terminal = EXCLUDED.terminal, deadline = EXCLUDED.deadline,
-        deadline_kind = EXCLUDED.deadline_kind, body = EXCLUDED.body
+        deadline_kind = EXCLUDED.deadline_kind, body = EXCLUDED.body,
+        version = sessions.version + 1,{_RELEASE_DEADLINE.format(new="EXCLUDED.deadline")}
+    RETURNING version"""
+_REST = """
 ), decided AS (
     INSERT INTO commands (session_id, call_control_id, seq, action, body, command_id,
         decided_at, updated_at)
     SELECT $1, $2, c.seq, c.action, c.body, c.command_id, c.decided_at, c.decided_at
     FROM unnest($11::bigint[], $12::text[], $13::json[], $14::text[], $15::float8[])
         WITH ORDINALITY AS c (seq, action, body, command_id, decided_at, n)
+    WHERE EXISTS (SELECT 1 FROM upserted)
     ORDER BY c.n
     ON CONFLICT DO NOTHING
 ), submitted AS (
     INSERT INTO submissions (id, session_id, form, status, body, created_at)
-    SELECT $16::text, $1, $17::text, $18::text, $19::json, $6 WHERE $16::text IS NOT NULL
+    SELECT $16::text, $1, $17::text, $18::text, $19::json, $6
+    WHERE $16::text IS NOT NULL AND EXISTS (SELECT 1 FROM upserted)
+    ON CONFLICT DO NOTHING
+), delivered AS (
+    INSERT INTO deliveries (submission_id, sink, key, next_at, created_at, updated_at)
+    SELECT $16::text, d.sink, $16::text, $6, $6, $6
+    FROM unnest($20::text[]) WITH ORDINALITY AS d (sink, n)
+    WHERE EXISTS (SELECT 1 FROM upserted)
+    ORDER BY d.n
     ON CONFLICT DO NOTHING
 )
-INSERT INTO deliveries (submission_id, sink, key, next_at, created_at, updated_at)
-SELECT $16::text, d.sink, $16::text, $6, $6, $6
-FROM unnest($20::text[]) WITH ORDINALITY AS d (sink, n)
-ORDER BY d.n
-ON CONFLICT DO NOTHING
+SELECT u.version, cur.version AS stored_version, cur.body AS stored_body
+FROM (SELECT (SELECT version FROM upserted) AS version) u
+LEFT JOIN LATERAL (
+    SELECT s.version, s.body FROM sessions s
+    WHERE u.version IS NULL AND (s.id = $1 OR s.call_control_id = $2)
+    ORDER BY s.id = $1 DESC LIMIT 1
+    FOR SHARE
+) cur ON TRUE
 """
+
+
+def step_sql(version: int | None) -> str:
+    """The statement of a step made from this stored version (0: none; None: any)."""
+    if version is None:
+        session = _ANY_SESSION
+    elif version == 0:
+        session = _NEW_SESSION
+    else:
+        session = _STORED_SESSION
+    return "WITH upserted AS (" + session + _REST
+
+
+STEP_ANY, STEP_NEW, STEP_STORED = step_sql(None), step_sql(0), step_sql(1)
 
 
 def newest_first(
@@ -88,6 +141,11 @@ WITH old AS (
 )
 SELECT COUNT(*) FROM gone
 """
+
+
+# pg_try_advisory_xact_lock's key for the prune: one instance at a time prunes ("prune" in
+# ASCII, far from the migrations' key)
+PRUNE_LOCK_KEY = 0x7072756E65
 
 
 def prune_statements() -> tuple[str, str, str]:

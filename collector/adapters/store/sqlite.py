@@ -24,7 +24,7 @@ from collector.core.session.commands import Command
 from collector.core.session.model import Session
 from collector.core.session.submission import Submission
 from collector.errors import StoreRefused
-from collector.records import CommandRow, DeadEventRow, DeliveryRow
+from collector.records import CommandRow, DeadEventRow, DeliveryRow, StoredSession
 
 R = TypeVar("R")
 
@@ -74,7 +74,12 @@ def _records(
 
 
 class SqliteStore(WriterJobs):
-    """Durable state of every call, in one SQLite file (collector.ports.SessionStore)."""
+    """Durable state of every call, in one SQLite file (collector.ports.SessionStore).
+
+    One process owns the file (`shared` False): the engine's per-call lock keeps a call's
+    steps apart, so the store keeps no versions (0) and answers no Conflict."""
+
+    shared = False
 
     # -- sessions and events --------------------------------------------------------
 
@@ -84,21 +89,23 @@ class SqliteStore(WriterJobs):
         commands: Iterable[Command] = (),
         submission: Submission | None = None,
         sinks: Iterable[str] = (),
-    ) -> None:
+        version: int | None = None,
+    ) -> int:
         """Save one decision atomically: the session, its outbox rows, its submission.
 
         The event's id is in the session (`event_ids`, how decide() spots a redelivery), so
         it needs no row of its own: `seen_events` holds only events that reached no session.
         """
-        await self.commit_rows(self.step_rows(session, commands, submission, sinks))
+        return await self.commit_rows(self.step_rows(session, commands, submission, sinks))
 
-    async def commit_rows(self, rows: Rows) -> None:
+    async def commit_rows(self, rows: Rows) -> int:
         """Write the rows of step_rows() in one transaction, once durable; StoreRefused
-        when SQLite refuses the rows themselves."""
+        when SQLite refuses the rows themselves. No versions here: 0."""
         try:
             await self._submit(rows)
         except STORE_REFUSALS as exc:
             raise StoreRefused(f"{type(exc).__name__}: {exc}") from exc
+        return 0
 
     @staticmethod
     def step_rows(
@@ -106,9 +113,11 @@ class SqliteStore(WriterJobs):
         commands: Iterable[Command] = (),
         submission: Submission | None = None,
         sinks: Iterable[str] = (),
+        version: int | None = None,
     ) -> Rows:
         """One decision as rows: everything serialised, nothing written yet. A value that
-        cannot be serialised raises here, and would the same way on every redelivery."""
+        cannot be serialised raises here, and would the same way on every redelivery.
+        `version` is not checked: this store is one process's own."""
         rows = Rows(sessions=[_session_row(session)])
         ccid = session.call.call_control_id
         rows.commands = [
@@ -197,6 +206,10 @@ class SqliteStore(WriterJobs):
             "SELECT body FROM sessions WHERE call_control_id = ?", (call_control_id,)
         )
         return Session.model_validate_json(rows[0][0]) if rows else None
+
+    async def stored_by_call(self, call_control_id: str) -> StoredSession | None:
+        session = await self.session_by_call(call_control_id)
+        return StoredSession(session, 0) if session is not None else None
 
     async def session(self, session_id: str) -> Session | None:
         sql = "SELECT body FROM sessions WHERE id = ?"
