@@ -330,6 +330,12 @@ def build_runtime(
     metrics.memory_sources.append(engine.memory)  # /metrics: the session cache's bytes
     metrics.memory_limits["engine_sessions"] = SESSION_CACHE_BYTES
 
+    notices = None
+    if database.kind == "postgresql":
+        from collector.adapters.store.postgres_notices import session_notices
+
+        notices = session_notices(database)
+
     def connect() -> CallControl:
         if control is not None:
             return control
@@ -349,6 +355,7 @@ def build_runtime(
         connect=connect,
         sandbox=sandbox,
         address=address,
+        session_notices=notices,
     )
 
 
