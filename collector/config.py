@@ -109,6 +109,10 @@ class Settings(BaseModel):
     database_url: str = "sqlite:///collector.db"
     database_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     database_pool_size: int = Field(10, ge=1)
+    # PostgreSQL shared by several instances: how long a claim on a command, a delivery or
+    # a deadline lasts unless renewed (every third of it): an instance that dies leaves its
+    # work to another after at most this long
+    lease_seconds: float = Field(15.0, gt=0)
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000

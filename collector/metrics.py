@@ -59,6 +59,27 @@ class Metrics:
             ["type"],
             registry=self.registry,
         )
+        # with a store several instances share: this instance's claims, by kind (command,
+        # delivery, deadline); the instance is the process /metrics is scraped from
+        self.claims = Counter(
+            "collector_claims",
+            "Work this instance claimed from the shared store, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.claims_taken_over = Counter(
+            "collector_claims_taken_over",
+            "Claims that took work over from another instance whose lease had run out",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.lease_expiries = Counter(
+            "collector_lease_expiries",
+            "Claims of this instance whose lease ran out before it renewed or finished them"
+            " (its event loop or the database stalled): another instance may take them over",
+            ["kind"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[Counter, str, str], Any] = {}
         # bytes held by each bounded cache or buffer, and their limits (collector.bounded)
         self.memory_sources: list[Callable[[], Mapping[str, int]]] = []
@@ -72,6 +93,21 @@ class Metrics:
         if child is None:
             child = self._children[key] = counter.labels(first, second)
         child.inc()
+
+    def count_claims_for(self, kinds: tuple[str, ...]) -> None:
+        """Show the claim counters of these kinds from the start, at 0."""
+        for kind in kinds:
+            for counter in (self.claims, self.claims_taken_over, self.lease_expiries):
+                counter.labels(kind)
+
+    def count_claim(self, kind: str, taken_from: str | None) -> None:
+        """A claim made (`taken_from`: the instance whose lapsed lease it took over)."""
+        self.claims.labels(kind).inc()
+        if taken_from is not None:
+            self.claims_taken_over.labels(kind).inc()
+
+    def count_lease_expiry(self, kind: str) -> None:
+        self.lease_expiries.labels(kind).inc()
 
     def count_dead(self, event_type: str) -> None:
         """An event recorded as dead (the engine's `on_dead`)."""

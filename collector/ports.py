@@ -350,16 +350,22 @@ class ClaimStore(Protocol):
         self, now: float, until: float, limit: int = 100
     ) -> tuple[list[DeliveryRow], float | None]:
         """Claim until `until` at most `limit` pending deliveries due by `now` that are
-        unclaimed, their lease run out, or this instance's, earliest due first, each with
-        its submission; and when the next one not claimable now may be (None: none)."""
+        unclaimed or their lease run out, earliest due first, each with its submission;
+        and when the next one not claimable now may be (None: none)."""
         ...
 
     async def claim_deadlines(
         self, now: float, until: float, limit: int = 100
     ) -> tuple[list[DeadlineRow], float | None]:
         """Claim until `until` at most `limit` session deadlines passed by `now` that are
-        unclaimed, their lease run out, or this instance's, earliest first; and when the
-        next one not claimable now may be (None: none)."""
+        unclaimed or their lease run out, earliest first; and when the next one not
+        claimable now may be (None: none)."""
+        ...
+
+    async def finish_deadline(self, session_id: str, due: float, fired: bool) -> None:
+        """A claimed deadline was fed to the engine (`fired`: it stays claimed for good, so
+        a deadline its step did not move is never fired again) or could not be (the claim
+        is let go). Nothing if the session's deadline is no longer `due`."""
         ...
 
     async def renew(self, kind: str, keys: list[Any], until: float) -> set[Any]:

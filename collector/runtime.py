@@ -4,7 +4,9 @@
 mode's keys) and raises ConfigurationError listing every problem; it builds the store, the
 engine and the sandbox. `Runtime.start()` and `Runtime.stop()` are the server's lifespan:
 start() makes the command client and the workers (outbox, delivery, timers) and wires
-them to the engine's decisions. This is the one module, besides the CLI, that names the
+them to the engine's decisions; with a store several instances share (PostgreSQL), the
+workers claim their work under leases this instance renews, and wake on the store's
+notices (collector.workers.crew). This is the one module, besides the CLI, that names the
 concrete store and the Telnyx client; the workers see only collector.ports. An edge that
 wants to hear decisions or deliveries (the live hub) asks `Runtime.subscribe()`.
 """
@@ -28,13 +30,12 @@ from collector.core.session import events as E
 from collector.core.session.decide import Decision, Policy
 from collector.errors import ConfigurationError
 from collector.metrics import Metrics
-from collector.ports import CallControl, Clock, SessionStore
+from collector.ports import CallControl, ClaimStore, Clock, SessionStore
 from collector.records import DeliveryRow
 from collector.sinks import ConfiguredSink, build_sinks, sinks_for
-from collector.workers.delivery import DeliveryListener, DeliveryWorker
+from collector.workers.crew import Workers, make_workers
+from collector.workers.delivery import DeliveryListener
 from collector.workers.engine import SESSION_CACHE_BYTES, Engine, Listener, Router
-from collector.workers.outbox import CommandOutbox
-from collector.workers.timers import Timers
 
 if TYPE_CHECKING:
     from collector.simulator.sandbox import Sandbox
@@ -57,16 +58,6 @@ class SelfUrl:
         if self.url is None:
             raise RuntimeError("sandbox mode needs the server's own URL before start")
         return self.url
-
-
-@dataclass(slots=True)
-class Workers:
-    """The parts that run between Runtime.start() and Runtime.stop()."""
-
-    control: CallControl
-    outbox: CommandOutbox
-    delivery: DeliveryWorker
-    timers: Timers
 
 
 @dataclass
@@ -126,34 +117,21 @@ class Runtime:
                 await configured.start()
             except Exception as exc:  # a sink that is down waits; the server goes on
                 log.warning("sink_start_failed", sink=configured.name, error=str(exc)[:300])
-        control = self.connect()
-        workers = self.workers = Workers(
-            control=control,
-            outbox=CommandOutbox(
-                self.store,
-                control,
-                self.engine.handle,
-                clock=self.clock,
-                on_result=lambda action, outcome: self.metrics.count(
-                    self.metrics.commands, action, outcome
-                ),
-            ),
-            delivery=DeliveryWorker(
-                self.store,
-                {name: configured.sink for name, configured in self.sinks.items()},
-                clock=self.clock,
-                on_result=self._on_delivery,
-            ),
-            timers=Timers(self.engine.handle, clock=self.clock),
+        workers = self.workers = make_workers(
+            self.store,
+            self.connect(),
+            self.engine.handle,
+            {name: configured.sink for name, configured in self.sinks.items()},
+            self.metrics,
+            lease_seconds=self.settings.lease_seconds,
+            clock=self.clock,
+            on_delivery=self._on_delivery,
         )
         from collector.adapters.telephony.transport import tls_context
 
         await asyncio.to_thread(tls_context)  # not in the event loop on the first command
         self.engine.listeners.append(self._on_decision)
-        restored = await workers.outbox.restore()
-        for session in await self.store.sessions_with_deadlines():
-            workers.timers.track(session)
-        workers.delivery.start()
+        restored, timers = await workers.start(self.store)
         self._background.append(asyncio.create_task(self._prune_loop(), name="prune"))
         log.info(
             "started",
@@ -161,8 +139,14 @@ class Runtime:
             forms=sorted(self.forms),
             sinks=sorted(self.sinks),
             restored_commands=restored,
-            timers=len(workers.timers),
+            timers=timers,
+            instance=self.instance,
         )
+
+    @property
+    def instance(self) -> str | None:
+        """This process's id in a shared store's claims (None: the store is its own)."""
+        return self.store.instance if isinstance(self.store, ClaimStore) else None
 
     async def stop(self) -> None:
         for task in self._background:
@@ -170,9 +154,7 @@ class Runtime:
         await asyncio.gather(*self._background, return_exceptions=True)
         workers = self.workers
         if workers is not None:
-            await workers.outbox.close()
-            await workers.delivery.close()
-            workers.timers.close()
+            await workers.stop(self.store)
         if self.sandbox is not None:
             await self.sandbox.close()
         close = getattr(workers.control, "close", None) if workers is not None else None

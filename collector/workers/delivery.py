@@ -3,6 +3,11 @@
 Deliveries are rows written in the same transaction as the submission. The worker takes
 due rows, delivers with a bound per sink, and on failure backs off exponentially with
 jitter; past the attempt or age budget a delivery is `dead`, with its last error kept.
+With a store several instances share (`claims`), it takes only the due rows it claims
+(under a lease, renewed while the sink works), so each attempt is made by one instance;
+an instance that dies leaves its claims to lapse, and another delivers them, under the
+same delivery key (the sink's webhook-id). It then also polls every few seconds, and
+wakes when another instance notifies that deliveries became due.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from dataclasses import dataclass
 import structlog
 
 from collector.errors import DeliveryError
-from collector.ports import Clock, DeliveryStore, Sink
+from collector.ports import ClaimStore, Clock, DeliveryStore, Sink
 from collector.records import DeliveryRow
+from collector.workers.leases import SAFETY_POLL_SECONDS, Leases
 
 log = structlog.get_logger("collector.delivery")
 
@@ -51,8 +57,13 @@ class DeliveryWorker:
         *,
         clock: Clock = time.time,
         on_result: DeliveryListener | None = None,
+        claims: ClaimStore | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.store = store
+        self.claims = claims
+        self.leases = leases
+        self.idle_seconds = SAFETY_POLL_SECONDS if claims is not None else 30.0
         self.sinks = sinks
         self.policy = policy
         self.clock = clock
@@ -74,7 +85,7 @@ class DeliveryWorker:
         while not self._stopping:
             self._wake.clear()
             try:
-                rows, nxt = await self.store.poll_deliveries(self.clock(), limit=200)
+                rows, nxt = await self._due()
             except Exception:
                 log.exception("delivery_poll_failed")
                 rows, nxt = [], None
@@ -91,12 +102,20 @@ class DeliveryWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
+    async def _due(self) -> tuple[list[DeliveryRow], float | None]:
+        if self.claims is None or self.leases is None:
+            return await self.store.poll_deliveries(self.clock(), limit=200)
+        until = self.leases.until()
+        rows, nxt = await self.claims.claim_deliveries(self.clock(), until, limit=200)
+        self.leases.hold("delivery", ((row.id, row.taken_from) for row in rows), until)
+        return rows, nxt
+
     def _until(self, nxt: float | None) -> float:
         """How long to sleep until the next delivery not yet due (the poll's own rows are
         in flight: each either lands or, on failure, is rescheduled with a kick)."""
         if nxt is None:
-            return 30.0
-        return max(0.05, min(30.0, nxt - self.clock()))
+            return self.idle_seconds
+        return max(0.05, min(self.idle_seconds, nxt - self.clock()))
 
     async def _deliver(self, row: DeliveryRow) -> None:
         landed = False
@@ -133,6 +152,8 @@ class DeliveryWorker:
             log.exception("delivery_bookkeeping_failed", sink=row.sink, delivery=row.id)
         finally:
             self._in_flight.discard(row.id)
+            if self.leases is not None:
+                self.leases.drop("delivery", row.id)
             if not landed:
                 self.kick()  # rescheduled (or not recorded): poll again for its new time
 

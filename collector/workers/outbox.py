@@ -177,7 +177,11 @@ class CommandOutbox:
             action=out.command.action,
             retry=out.retry,
         )
+        await self._reissued(out)
         return True
+
+    async def _reissued(self, out: Outgoing) -> None:
+        """A command goes out again under a fresh id (a shared store records it)."""
 
     async def _fail(
         self,

@@ -64,7 +64,7 @@ async def test_the_store_has_every_method_of_the_port_with_its_signature(
     for port in shared_ports:  # a store that several instances share claims and notifies
         assert isinstance(store, port)
         names += [n for n in dir(port) if not n.startswith("_") and callable(getattr(port, n))]
-    assert store.shared == (len(names) == 28 + 7)
+    assert store.shared == (len(names) == 28 + 8)
     for name in names:
         port = next(p for p in (SessionStore, *shared_ports) if hasattr(p, name))
         ours, theirs = getattr(port, name), getattr(store, name)

@@ -136,3 +136,24 @@ async def test_when_the_next_claim_may_come(pair: Any) -> None:
     assert await b.claim_deliveries(T + 31, T + 46) == ([], T + 45)  # A's lease
     assert await a.renew("delivery", [claimed.id], T + 60) == {claimed.id}
     assert await b.claim_deliveries(T + 46, T + 61) == ([], T + 60)
+
+
+async def test_a_fired_deadline_is_not_fired_again_and_a_failed_one_is_let_go(pair: Any) -> None:
+    """finish_deadline(fired) keeps a deadline its step did not move claimed for good (a
+    dead Timer is not fired every lease); not fired, it is anybody's again at once; a
+    deadline a step has moved is left as it is."""
+    a, b = pair
+    for n in (1, 2, 3):
+        await a.commit_step(session(n, deadline=T - n, deadline_kind=DeadlineKind.GRACE))
+    rows, _ = await a.claim_deadlines(T, T + 15)
+    assert [d.session_id for d in rows] == ["s3", "s2", "s1"]
+    await a.finish_deadline("s1", T - 1, True)
+    await a.finish_deadline("s2", T - 2, False)
+    moved = session(3, deadline=T + 60, deadline_kind=DeadlineKind.GRACE)
+    await a.commit_step(moved, version=(await a.stored_by_call("v3:c3")).version)
+    await a.finish_deadline("s3", T - 3, True)  # its step moved it: nothing
+    [again], nxt = await b.claim_deadlines(T + 50, T + 65)
+    assert (again.session_id, again.taken_from) == ("s2", None)
+    assert nxt == T + 60  # s3's new deadline; s1 is never due again
+    assert await a.release() == 0  # a fired deadline is not let go at a clean stop either
+    assert [d.session_id for d in (await a.claim_deadlines(T + 61, T + 76))[0]] == ["s3"]

@@ -4,7 +4,9 @@ Each instance claims the work it does: a row's `claimed_by` is the instance, its
 `lease_until` when the claim runs out unless renewed. A claim is one statement that picks
 rows with `FOR UPDATE SKIP LOCKED` (two instances claiming at once get disjoint rows and
 never wait on each other) and records the claim on them; a row is claimable when it is
-unclaimed, its lease has run out, or it is the claiming instance's own. The statement
+unclaimed or its lease has run out (a command also when the claiming instance holds it:
+one task per session sends them, and claims again only once it has finished what it
+claimed; a delivery or a deadline in flight here is nobody's to claim). The statement
 re-checks each row it locked (a command finished meanwhile is not claimed), and reports
 whose lapsed lease a claim took over (`taken_from`).
 
@@ -57,7 +59,7 @@ CLAIM_DELIVERIES = """
 WITH p AS (
     SELECT d.id, d.claimed_by AS before, d.lease_until AS lease FROM deliveries d
     WHERE d.state = 'pending' AND d.next_at <= $2
-    AND (d.lease_until IS NULL OR d.lease_until < $2 OR d.claimed_by = $1)
+    AND (d.lease_until IS NULL OR d.lease_until < $2)
     ORDER BY d.next_at, d.id LIMIT $4
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
@@ -80,8 +82,7 @@ WITH p AS (
     SELECT s.id, s.deadline_claimed_by AS before, s.deadline_lease_until AS lease
     FROM sessions s
     WHERE s.deadline <= $2
-    AND (s.deadline_lease_until IS NULL OR s.deadline_lease_until < $2
-        OR s.deadline_claimed_by = $1)
+    AND (s.deadline_lease_until IS NULL OR s.deadline_lease_until < $2)
     ORDER BY s.deadline LIMIT $4
     FOR UPDATE SKIP LOCKED
 )
@@ -90,11 +91,19 @@ FROM p WHERE s.id = p.id AND s.deadline <= $2
 RETURNING s.id, s.call_control_id, s.deadline_kind, s.deadline, {taken}
 """.replace("{taken}", _TAKEN)
 # a deadline not claimed now: its time (past, if it was locked: look again soon) or
-# another instance's lease's end
+# another instance's lease's end (a fired one's is infinite)
 NEXT_DEADLINE = (
     "SELECT MIN(GREATEST(deadline, COALESCE(deadline_lease_until, deadline))) FROM sessions"
     " WHERE deadline IS NOT NULL AND deadline_claimed_by IS DISTINCT FROM $1"
 )
+# a deadline fired (its step did not move it: it stays claimed for good, never fired
+# again) or not (the claim let go, for any instance to fire it)
+FINISH_DEADLINE = """
+UPDATE sessions SET
+    deadline_claimed_by = CASE WHEN $3 THEN deadline_claimed_by END,
+    deadline_lease_until = CASE WHEN $3 THEN 'Infinity'::float8 END
+WHERE id = $1 AND deadline = $2 AND deadline_claimed_by = $4
+"""
 
 RENEW = {
     "command": "UPDATE commands SET lease_until = $3 WHERE id = ANY($2::bigint[])"
@@ -114,7 +123,8 @@ WITH c AS (
     WHERE claimed_by = $1 AND state = 'pending' RETURNING 1
 ), s AS (
     UPDATE sessions SET deadline_claimed_by = NULL, deadline_lease_until = NULL
-    WHERE deadline_claimed_by = $1 AND deadline IS NOT NULL RETURNING 1
+    WHERE deadline_claimed_by = $1 AND deadline IS NOT NULL
+    AND deadline_lease_until < 'Infinity'::float8 RETURNING 1
 )
 SELECT (SELECT COUNT(*) FROM c) + (SELECT COUNT(*) FROM d) + (SELECT COUNT(*) FROM s)
 """
@@ -192,6 +202,9 @@ class Claims:
             nxt = await conn.fetchval(NEXT_DEADLINE, self.instance)
         claimed = sorted((claimed_deadline(r) for r in rows), key=lambda d: d.due)
         return claimed, nxt
+
+    async def finish_deadline(self, session_id: str, due: float, fired: bool) -> None:
+        await self._write(FINISH_DEADLINE, session_id, due, fired, self.instance)
 
     async def renew(self, kind: str, keys: list[Any], until: float) -> set[Any]:
         if not keys:
