@@ -153,7 +153,12 @@ class StepStore(Protocol):
 
 @runtime_checkable
 class CommandStore(Protocol):
-    """What the command outbox needs: the commands still to send, and their outcomes."""
+    """What the command outbox needs: the commands still to send, and their outcomes (and
+    a dial's session, to tell whether its call is still to be placed)."""
+
+    async def session(self, session_id: str) -> Session | None:
+        """A session by its id, as last committed."""
+        ...
 
     async def pending_commands(self, call_control_id: str | None = None) -> list[CommandRow]:
         """Pending commands (of one call, or all) ordered by call, then seq: decided order."""

@@ -293,10 +293,20 @@ def build_runtime(
         pool_size=settings.database_pool_size,
         on_commit=metrics.observe_commit,
     )
+    outbound = settings.outbound
     policy = Policy(
         hangup_grace_seconds=settings.hangup_grace_seconds,
         session_timeout_seconds=settings.session_timeout_seconds,
         default_voice=settings.default_voice,
+        **(
+            {
+                "machine_detection_seconds": outbound.machine_detection_seconds,
+                "voicemail_greeting_seconds": outbound.voicemail_greeting_seconds,
+                "ring_grace_seconds": outbound.ring_grace_seconds,
+            }
+            if outbound is not None
+            else {}
+        ),
     )
 
     def select(form: Form, status: str) -> list[str]:

@@ -25,6 +25,7 @@ propagates, and the webhook is answered 503 so that Telnyx redelivers it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import traceback
 import uuid
@@ -41,6 +42,7 @@ from collector.core.session import events as E
 from collector.core.session.decide import Decision, Policy, decide
 from collector.core.session.event_types import event_type_of
 from collector.core.session.model import CallInfo, Session
+from collector.core.session.outbound import pending_call_id
 from collector.errors import StoreRefused
 from collector.ports import StepStore
 from collector.records import Conflict, StoredSession
@@ -96,11 +98,46 @@ class Engine:
         self._cache_size = cache_size
         self._locks = KeyedLocks()
         self.on_dead: Callable[[str], None] | None = None  # a fresh dead event, by type
+        self._moved: dict[str, str] = {}  # a dialled call's dial key -> its call_control_id
 
     async def handle(self, event: E.Event) -> str:
-        """Apply one event; returns its outcome (applied, duplicate, unknown_call, dead)."""
+        """Apply one event; returns its outcome (applied, duplicate, unknown_call, dead).
+
+        A dialled call's webhook whose call_control_id no session has yet goes to the
+        session its client_state names while that is keyed by the dial (both keys locked);
+        an event of ours addressed to the dial's key after the call's id was adopted goes
+        to the call's id."""
+        pending = self._pending_key(event)
         async with self._locks.hold(event.call_control_id):
-            return await self._apply(event)
+            if pending is None:
+                outcome = await self._apply(event, None)
+            else:
+                async with self._locks.hold(pending):
+                    outcome = await self._apply(event, pending)
+        moved = self._moved.get(event.call_control_id)
+        if outcome == "unknown_call" and moved is not None and isinstance(event, E.Synthetic):
+            return await self.handle(dataclasses.replace(event, call_control_id=moved))
+        return outcome
+
+    async def begin(self, session: Session, event: E.Event) -> str:
+        """Apply the first event of a session the shell made (an outbound call's Dial, its
+        session keyed by outbound.pending_call_id); duplicate if that key has one."""
+        ccid = session.call.call_control_id
+        async with self._locks.hold(ccid):
+            if await self.store.stored_by_call(ccid) is not None:
+                return "duplicate"
+            outcome = await self._decide(StoredSession(session, 0), event, True)
+        return outcome if isinstance(outcome, str) else "duplicate"
+
+    def _pending_key(self, event: E.Event) -> str | None:
+        """The dial's key of the session a webhook's client_state names, when no cached
+        session has the webhook's call_control_id yet (a dialled call's first webhooks)."""
+        cs = event.client_state
+        if cs is None or not cs.session_id or isinstance(event, E.Synthetic):
+            return None
+        if self._cache.get(event.call_control_id) is not None:
+            return None
+        return pending_call_id(cs.session_id)
 
     async def session_for_call(self, call_control_id: str) -> Session | None:
         """The call's session as last committed (a shared store's: as stored, not cached)."""
@@ -113,7 +150,7 @@ class Engine:
     def form_of(self, session: Session) -> Form | None:
         return self.forms.get(session.form) if session.form else None
 
-    async def _apply(self, event: E.Event) -> str:
+    async def _apply(self, event: E.Event, pending: str | None) -> str:
         ccid = event.call_control_id
         stored = self._cache.get(ccid)
         fresh = stored is None
@@ -121,6 +158,8 @@ class Engine:
             if fresh:
                 try:
                     stored = await self.store.stored_by_call(ccid)
+                    if stored is None and pending is not None:  # still keyed by the dial
+                        stored = await self.store.stored_by_call(pending)
                 except ValidationError as exc:  # a stored session this code cannot read
                     return await self._dead(event, None, "load", exc)
             outcome = await self._attempt(event, stored, fresh)
@@ -137,7 +176,8 @@ class Engine:
     ) -> str | Conflict:
         ccid = event.call_control_id
         if stored is None:
-            if not isinstance(event, E.CallInitiated):
+            # a call we did not dial is not taken for an incoming one
+            if not isinstance(event, E.CallInitiated) or event.direction == "outgoing":
                 if not isinstance(event, E.Synthetic):
                     new = await self.store.record_seen(event.id, ccid, event.at)
                     return "unknown_call" if new else "duplicate"
@@ -190,6 +230,12 @@ class Engine:
         if isinstance(version, Conflict):
             return version
         self._remember(StoredSession(decision.session, version))
+        adopted = decision.session.call.call_control_id
+        if adopted != session.call.call_control_id:  # a dialled call's id, from its webhook
+            self._cache.pop(session.call.call_control_id, None)
+            self._moved[session.call.call_control_id] = adopted
+            if len(self._moved) > self._cache_size:
+                del self._moved[next(iter(self._moved))]
         for listener in self.listeners:
             try:
                 listener(event, decision)

@@ -5,6 +5,12 @@ re-sends them at start-up with the same `command_id`, which Telnyx drops within 
 A command not confirmed within 45 s of being decided is not re-sent blindly: the call is
 looked up (`retrieve_status`) and the command goes out again with a fresh `command_id`
 only if the call is still alive; otherwise the session hears the call is gone.
+
+A `dial` is never sent under a fresh `command_id` (that would be a second call): it is
+sent, and retried under its own id, only within those 45 s (Telnyx drops a repeated dial
+within 60 s), and not at all once its session has heard from the call (the dial went
+through) or has ended (the ring deadline, a cancel). Past the window it is failed, and
+its session ends `failed`: a late dial could ring the number twice.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from collector.core.session import events as E
-from collector.core.session.commands import RETRIEVE_STATUS, Command
+from collector.core.session.commands import DIAL, RETRIEVE_STATUS, Command
 from collector.errors import CommandRejected, CommandTransient
 from collector.ports import CallControl, Clock, CommandStore, Feed
 
@@ -100,6 +106,8 @@ class CommandOutbox:
 
     async def _send(self, out: Outgoing) -> None:
         cmd = out.command
+        if cmd.action == DIAL and not await self._dial_wanted(out, late=False):
+            return
         while True:
             expired = self.clock() - out.window_start > self.confirm_within
             if expired and not await self._still_worth_sending(out):
@@ -158,6 +166,8 @@ class CommandOutbox:
 
     async def _still_worth_sending(self, out: Outgoing) -> bool:
         """Past the confirm window: send again with a fresh id only if the call lives."""
+        if out.command.action == DIAL:  # a fresh id would place a second call
+            return await self._dial_wanted(out, late=True)
         if out.command.action == RETRIEVE_STATUS:
             out.window_start = self.clock()
             return True
@@ -178,6 +188,26 @@ class CommandOutbox:
             retry=out.retry,
         )
         await self._reissued(out)
+        return True
+
+    async def _dial_wanted(self, out: Outgoing, *, late: bool) -> bool:
+        """Whether a dial is still to be sent: not once its session has its call's id (a
+        webhook came: it went through) or has ended; not at all `late` (failed)."""
+        try:
+            session = await self.store.session(out.session_id)
+        except Exception:  # the store cannot say now: within the window, dial anyway
+            log.exception("dial_session_unread", call_control_id=out.call_control_id)
+            session = None
+        if session is not None and session.call_known:
+            await self._finish(out, "sent")
+            return False
+        if session is not None and session.terminal:
+            await self._finish(out, "expired", "the session ended before the call was placed")
+            return False
+        if late:
+            why = f"not placed within {self.confirm_within:.0f} s: sent later it could ring twice"
+            await self._fail(out, "expired", why, why)
+            return False
         return True
 
     async def _reissued(self, out: Outgoing) -> None:

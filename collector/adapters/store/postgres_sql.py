@@ -33,16 +33,16 @@ _NEW_SESSION = f"""
     ON CONFLICT DO NOTHING
     RETURNING version"""
 _STORED_SESSION = f"""
-    UPDATE sessions SET form = $3, state = $4, started_at = $5, updated_at = $6,
-        terminal = $7, deadline = $8, deadline_kind = $9, body = $10,
+    UPDATE sessions SET call_control_id = $2, form = $3, state = $4, started_at = $5,
+        updated_at = $6, terminal = $7, deadline = $8, deadline_kind = $9, body = $10,
         version = sessions.version + 1,{_RELEASE_DEADLINE.format(new="$8")}
     WHERE id = $1 AND version = $21
     RETURNING version"""
 _ANY_SESSION = f"""
     INSERT INTO sessions ({_COLUMNS}) VALUES {_VALUES}
-    ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
-        terminal = EXCLUDED.terminal, deadline = EXCLUDED.deadline,
-        deadline_kind = EXCLUDED.deadline_kind, body = EXCLUDED.body,
+    ON CONFLICT (id) DO UPDATE SET call_control_id = EXCLUDED.call_control_id,
+        state = EXCLUDED.state, updated_at = EXCLUDED.updated_at, terminal = EXCLUDED.terminal,
+        deadline = EXCLUDED.deadline, deadline_kind = EXCLUDED.deadline_kind, body = EXCLUDED.body,
         version = sessions.version + 1,{_RELEASE_DEADLINE.format(new="EXCLUDED.deadline")}
     RETURNING version"""
 _REST = """

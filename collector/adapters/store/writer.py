@@ -49,7 +49,8 @@ _UPSERT_SESSION = (
     " deadline, deadline_kind, body) VALUES "
 )
 _UPSERT_SESSION_TAIL = """
-ON CONFLICT(id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at,
+ON CONFLICT(id) DO UPDATE SET call_control_id=excluded.call_control_id,
+    state=excluded.state, updated_at=excluded.updated_at,
     terminal=excluded.terminal, deadline=excluded.deadline,
     deadline_kind=excluded.deadline_kind, body=excluded.body
 """
