@@ -92,6 +92,7 @@ def _call(session: Session, full: bool = False) -> dict[str, Any]:
             call_leg_id=call.call_leg_id,
             alive=session.call_alive,
             hangup_cause=session.hangup_cause,
+            machine_detection=session.machine_detection,
         )
     return out
 
@@ -110,7 +111,9 @@ def session_summary(session: Session, form: Form | None) -> dict[str, Any]:
         "form_version": session.form_version,
         "state": session.state.value,
         "terminal": session.terminal,
-        "status": session.outcome,
+        "status": session.status,  # completed, incomplete, abandoned (None: not finished)
+        "outcome": session.outcome,  # the status, or an outbound call's: voicemail, busy, ...
+        "amd": session.amd,  # who answered an outbound call, as machine detection said
         "call": _call(session),
         "started_at": iso(session.started_at),
         "updated_at": iso(session.updated_at),
@@ -250,6 +253,7 @@ def session_detail(
         **session_summary(session, form),
         "form_title": form.title if form is not None else None,
         "call": _call(session, full=True),
+        "resumed_from": session.resumed_from,
         "gather": gather_view(session),
         "partial": masker.values(session.partial),
         "fields": field_views(session, form, masker),

@@ -99,12 +99,14 @@ async def sandbox_server(
     token: str | None = TOKEN,
     extra: str = "",
     environ: Mapping[str, str] | None = None,
+    forms: Path | None = None,
 ) -> AsyncIterator[Server]:
-    """A whole server in sandbox mode (no TELNYX_API_KEY) on an ephemeral loopback port."""
+    """A whole server in sandbox mode (no TELNYX_API_KEY) on an ephemeral loopback port;
+    `forms` (default: the fixture forms) is its forms_dir."""
     config = f"sandbox_pace_seconds = {pace}\n" + extra
     if token is not None:
         config = f'admin_token = "{token}"\n' + config
-    cfg = write_config(tmp / "collector.toml", FIXTURES / "forms", config)
+    cfg = write_config(tmp / "collector.toml", forms or FIXTURES / "forms", config)
     env = dict(environ or {})
     runtime = build_runtime(load_settings(cfg, env), env)
     sock = free_socket()

@@ -1,4 +1,4 @@
-"""The admin API under /api: forms, sessions, cancel, simulate, and the live streams.
+"""The admin API under /api: forms, sessions, cancel, calls, simulate, and the live streams.
 
 Every answer is JSON; every error is `{"error": {"code", "message"}}` with its status
 (400 bad query or body, 401 no or wrong token, 403 cross-site cookie use, 404 unknown,
@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import structlog
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
@@ -28,10 +27,11 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 
 from collector.core.session import events as E
 from collector.core.session.submission import iso
+from collector.web.api.calls import place_call
 from collector.web.api.errors import ApiError, install_error_handlers, json_response
+from collector.web.api.json_body import MAX_BODY, read_json
 from collector.web.api.openapi import openapi_document
 from collector.web.api.pages import DEAD_EVENTS, SESSIONS, parse_limit
-from collector.web.body import ClientGone, PayloadTooLarge, request_body
 from collector.web.context import web
 from collector.web.digits import ascii_int
 from collector.web.presentation import STATES, form_detail, form_summary, session_summary
@@ -42,16 +42,17 @@ if TYPE_CHECKING:
     from collector.web.auth import Auth
 
 __all__ = [
+    "MAX_BODY",
     "ApiError",
     "api_routes",
     "install_error_handlers",
     "json_response",
     "openapi_document",
+    "read_json",
 ]
 
 log = structlog.get_logger("collector.api")
 
-MAX_BODY = 64 * 1024
 SIMULATE_WAIT_SECONDS = 5.0
 _EPOCH = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 
@@ -104,26 +105,6 @@ def parse_last_event_id(value: str | None) -> int | None:
             400, "invalid_parameter", "Last-Event-ID: expected the id of an event (digits 0-9)"
         )
     return after
-
-
-async def read_json(request: Request, *, required: bool) -> Any:
-    """The JSON body (None when empty and not required); 400 when it is not JSON."""
-    try:
-        body = await request_body(request, MAX_BODY)
-    except PayloadTooLarge:
-        raise ApiError(
-            413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes"
-        ) from None
-    except ClientGone:
-        raise ApiError(400, "bad_request", "the client went away") from None
-    if not body.strip():
-        if required:
-            raise ApiError(400, "invalid_json", "a JSON object body is required")
-        return None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -309,6 +290,7 @@ API = Router(
         Route("/events", events, methods=["GET"]),
         Route("/events/dead", list_dead_events, methods=["GET"]),
         Route("/simulate", simulate, methods=["POST"]),
+        Route("/calls", place_call, methods=["POST"]),
     ]
 )
 

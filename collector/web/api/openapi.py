@@ -5,11 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from collector import __version__ as VERSION
+from collector.core.session.events import AMD_RESULTS
+from collector.core.session.model import OUTCOMES, STATUSES
 from collector.web.presentation import STATES
 
 _TS = {"type": ["string", "null"], "format": "date-time"}
 _TS_REQ = {"type": "string", "format": "date-time"}
 _STR_OR_NULL = {"type": ["string", "null"]}
+_E164 = "^\\+[1-9][0-9]{1,14}$"
+_STATUS = {
+    "type": ["string", "null"],
+    "enum": [*STATUSES, None],
+    "description": "the submission's status once finalized",
+}
+_OUTCOME = {
+    "type": ["string", "null"],
+    "enum": [*OUTCOMES, None],
+    "description": (
+        "the status, or for an outbound call that never reached the form: voicemail,"
+        " no_answer, busy, rejected, failed (the dial refused)"
+    ),
+}
+_AMD = {
+    "type": ["string", "null"],
+    "enum": [*sorted(set(AMD_RESULTS.values())), None],
+    "description": "who answered an outbound call, as machine detection said (null: none)",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -86,6 +107,10 @@ _SCHEMAS: dict[str, Any] = {
             "call_leg_id": _STR_OR_NULL,
             "alive": {"type": "boolean"},
             "hangup_cause": _STR_OR_NULL,
+            "machine_detection": {
+                "type": ["string", "null"],
+                "description": "an outbound call's answering_machine_detection mode",
+            },
         },
     },
     "SessionSummary": {
@@ -106,10 +131,9 @@ _SCHEMAS: dict[str, Any] = {
             "form_version": _STR_OR_NULL,
             "state": {"type": "string", "enum": list(STATES)},
             "terminal": {"type": "boolean"},
-            "status": {
-                "type": ["string", "null"],
-                "description": "the submission's status once finalized",
-            },
+            "status": _STATUS,
+            "outcome": _OUTCOME,
+            "amd": _AMD,
             "call": _ref("Call"),
             "started_at": _TS_REQ,
             "updated_at": _TS_REQ,
@@ -192,7 +216,10 @@ _SCHEMAS: dict[str, Any] = {
             "value": {"description": "the last value heard (masked when sensitive)"},
             "partial": {"description": "the running gather's partial result (masked)"},
             "valid": {"type": "boolean"},
-            "source": {"type": ["string", "null"], "enum": ["ai", "keypad", "confirmed", None]},
+            "source": {
+                "type": ["string", "null"],
+                "enum": ["ai", "keypad", "confirmed", "prefill", None],
+            },
             "attempts": {"type": "integer"},
             "problems": {"type": "array", "items": {"type": "string"}},
             "errors": {"type": "array", "items": {"type": "string"}},
@@ -232,7 +259,14 @@ _SCHEMAS: dict[str, Any] = {
             "submission_id": {"type": "string"},
             "form": {"type": "string"},
             "form_version": {"type": "string"},
-            "status": {"type": "string", "enum": ["completed", "incomplete", "abandoned"]},
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "outcome": {**_OUTCOME, "type": "string", "enum": list(OUTCOMES)},
+            "amd": _AMD,
+            "resumed_from": {
+                "type": "string",
+                "description": "the earlier session this call resumed (its fields say which"
+                " they carried, in `resumed_from`)",
+            },
             "data": {"type": "object"},
             "errors": {
                 "type": "array",
@@ -267,6 +301,10 @@ _SCHEMAS: dict[str, Any] = {
                 ],
                 "properties": {
                     "form_title": _STR_OR_NULL,
+                    "resumed_from": {
+                        "type": ["string", "null"],
+                        "description": "the earlier session this call resumes",
+                    },
                     "gather": {
                         "type": ["object", "null"],
                         "properties": {
@@ -361,6 +399,48 @@ _SCHEMAS: dict[str, Any] = {
             "dashboard_url": _STR_OR_NULL,
         },
     },
+    "CallRequest": {
+        "type": "object",
+        "required": ["to", "form"],
+        "additionalProperties": False,
+        "properties": {
+            "to": {"type": "string", "pattern": _E164, "description": "E.164, like +13125550190"},
+            "form": {"type": "string", "minLength": 1, "description": "a form id"},
+            "variables": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number", "null"]},
+                "description": "values of the form's `{name}` placeholders (text or numbers)",
+            },
+            "prefill": {
+                "type": "object",
+                "description": "field -> value known in advance: checked, never asked",
+            },
+            "resume": {
+                "type": "string",
+                "minLength": 1,
+                "description": "an earlier session of the same form and number that did not"
+                " complete: only its missing fields are asked",
+            },
+            "script": {
+                "type": "object",
+                "description": "sandbox mode only: the simulated callee's script (as `collector"
+                " simulate --answers`, with `callee`: person, voicemail, no_answer, busy,"
+                " rejected)",
+            },
+        },
+    },
+    "CallResponse": {
+        "type": "object",
+        "required": ["session_id", "status"],
+        "properties": {
+            "session_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["dialing"]},
+            "form": {"type": "string"},
+            "to": {"type": "string"},
+            "resumed_from": _STR_OR_NULL,
+            "dashboard_url": {"type": "string"},
+        },
+    },
     "CancelRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -407,6 +487,10 @@ def openapi_document(form_ids: list[str] | None = None) -> dict[str, Any]:
     simulate_body = {
         "schema": _ref("SimulateRequest"),
         "examples": {"examples": {"value": {"form": example}}},
+    }
+    call_body = {
+        "schema": _ref("CallRequest"),
+        "examples": {"examples": {"value": {"to": "+13125550190", "form": example}}},
     }
     return {
         "openapi": "3.1.0",
@@ -591,6 +675,29 @@ def openapi_document(form_ids: list[str] | None = None) -> dict[str, Any]:
                         "200": _json(_ref("DeadEventList"), "A page of dead events"),
                         "400": _error("A bad filter, limit or cursor"),
                         "401": _UNAUTHORIZED,
+                    },
+                }
+            },
+            "/api/calls": {
+                "post": {
+                    "operationId": "placeCall",
+                    "summary": "Dial a number into a form (an outbound call)",
+                    "description": (
+                        "Every check runs before anything is dialled; the call then goes"
+                        " through the command outbox. Follow it at /api/sessions/{id}."
+                    ),
+                    "requestBody": {"required": True, "content": {"application/json": call_body}},
+                    "responses": {
+                        "202": _json(_ref("CallResponse"), "The call is being dialled"),
+                        "400": _error("The body is not JSON"),
+                        "401": _UNAUTHORIZED,
+                        "403": _error("A cookie-authenticated request from another origin"),
+                        "413": _error("The body is too large"),
+                        "422": _error(
+                            "Nothing dialled: the body, the number, the form, a variable,"
+                            " a prefilled value or the resumed session cannot be used, or"
+                            " outbound calls are not configured"
+                        ),
                     },
                 }
             },

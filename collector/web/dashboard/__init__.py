@@ -1,4 +1,5 @@
-"""The dashboard: live and recent calls, one call's page, sign-in, and a simulate control.
+"""The dashboard: live and recent calls, one call's page, sign-in, and the controls that
+place a call (simulate one, in sandbox mode; dial a number, with `[outbound]` or in sandbox).
 
 Plain server-rendered HTML (Jinja2 templates/*.html, autoescaped; see
 collector.web.dashboard.render) plus one small script (static/dashboard.js) that listens on
@@ -123,6 +124,7 @@ async def index(request: Request) -> Response:
     if not signed_in(request):
         return to_login(request)
     forms = web(request).forms
+    runtime = web(request).runtime
     listed = await calls_list(request)
     query = urlencode({k: v for k, v in listed["filters"].items() if v})
     return page(
@@ -130,7 +132,8 @@ async def index(request: Request) -> Response:
         "calls.html",
         title="Calls",
         events="" if request.query_params.get("cursor") else "/api/events",
-        sandbox=web(request).runtime.sandbox is not None,
+        sandbox=runtime.sandbox is not None,
+        can_dial=runtime.sandbox is not None or runtime.settings.outbound is not None,
         simulate_forms=[form_summary(f) for f in forms.values()],
         form_ids=list(forms),
         fragment_url="/partials/calls" + (f"?{query}" if query else ""),

@@ -33,6 +33,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 STATE_LABELS = {
     "initiated": "ringing",
+    "dialing": "dialing",
     "answered": "answered",
     "gathering": "gathering",
     "keypad": "keypad",
@@ -43,7 +44,23 @@ STATE_LABELS = {
     "abandoned": "abandoned",
     "failed": "failed",
 }
-LIVE_STATES = frozenset({"initiated", "answered", "gathering", "keypad", "confirming", "closing"})
+LIVE_STATES = frozenset(
+    {"initiated", "dialing", "answered", "gathering", "keypad", "confirming", "closing"}
+)
+AMD_LABELS = {
+    "human": "a person",
+    "machine": "a machine",
+    "not_sure": "not sure (the form went ahead)",
+    "fax": "a fax machine",
+}
+# the sandbox's simulated callees (collector.simulator.script.CALLEES), as the form offers them
+CALLEES = (
+    ("person", "a person"),
+    ("voicemail", "a voicemail box"),
+    ("no_answer", "nobody (no answer)"),
+    ("busy", "a busy line"),
+    ("rejected", "a rejected call"),
+)
 FIELD_STATUS = {
     "valid": "valid",
     "hearing": "hearing…",
@@ -129,6 +146,8 @@ def _environment() -> jinja2.Environment:
         LIVE_STATES=LIVE_STATES,
         FIELD_STATUS=FIELD_STATUS,
         GATHER_KINDS=GATHER_KINDS,
+        AMD_LABELS=AMD_LABELS,
+        CALLEES=CALLEES,
         duration=duration,
         field_sig=field_sig,
         query=query,

@@ -84,6 +84,9 @@ def walk(url: str, token: str) -> None:
     call("/api/sessions/{id}/cancel", "POST", path_parameters={"id": sid}, body={"reason": "fuzz"})
     done = call("/api/sessions/{id}", "GET", path_parameters={"id": sid})
     assert done["state"] == "abandoned"
+    dialled = call("/api/calls", "POST", body={"to": "+13125550190", "form": "contact"})
+    assert dialled["status"] == "dialing"
+    call("/api/sessions/{id}", "GET", path_parameters={"id": dialled["session_id"]})
 
 
 async def test_the_happy_paths_match_the_document(tmp_path: Path) -> None:
@@ -112,6 +115,7 @@ async def test_the_document_names_every_route_and_the_error_shape(tmp_path: Path
         "/api/events",
         "/api/events/dead",
         "/api/simulate",
+        "/api/calls",
     }
     error = doc["components"]["schemas"]["Error"]
     assert error["properties"]["error"]["required"] == ["code", "message"]

@@ -1,4 +1,4 @@
-// collector dashboard: live updates over EventSource, the simulate and cancel controls.
+// collector dashboard: live updates over EventSource, the simulate, call and cancel controls.
 // The server renders every fragment; this script only decides when to fetch one again.
 (function () {
   "use strict";
@@ -165,6 +165,54 @@
         simButton.disabled = false;
         simButton.textContent = "Place a simulated call";
       });
+    });
+  }
+
+  // -- call a number -------------------------------------------------------------------
+  var dialForm = document.getElementById("dial-form");
+  if (dialForm) {
+    var dialError = document.getElementById("dial-error");
+    var dialButton = document.getElementById("dial-button");
+    var showDialError = function (text) {
+      dialError.textContent = text;
+      dialError.hidden = false;
+      dialButton.disabled = false;
+      dialButton.textContent = "Call";
+    };
+    dialForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      dialError.hidden = true;
+      var payload = {
+        to: document.getElementById("dial-to").value.trim(),
+        form: document.getElementById("dial-form-id").value
+      };
+      var raw = document.getElementById("dial-variables").value.trim();
+      if (raw) {
+        try { payload.variables = JSON.parse(raw); } catch (e) {
+          showDialError("Variables must be JSON, like {\"first_name\": \"Maria\"}.");
+          return;
+        }
+      }
+      var callee = document.getElementById("dial-callee");
+      if (callee) payload.script = { callee: callee.value };
+      dialButton.disabled = true;
+      dialButton.textContent = "Dialling…";
+      fetch("/api/calls", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify(payload)
+      }).then(function (r) {
+        if (r.status === 401) { toLogin(); return null; }
+        return r.json().then(function (data) { return { ok: r.ok, data: data }; });
+      }).then(function (res) {
+        if (!res) return;
+        if (res.ok && res.data.session_id) {
+          location.href = "/calls/" + encodeURIComponent(res.data.session_id);
+          return;
+        }
+        showDialError((res.data.error && res.data.error.message) || "The call could not be placed.");
+      }).catch(function () { showDialError("The server did not answer."); });
     });
   }
 
