@@ -1,5 +1,5 @@
-"""The `collector` command: serve, forms check|show, simulate, outbox, sessions cancel,
-events dead, db upgrade|status."""
+"""The `collector` command: serve, forms check|show, simulate, call, outbox, sessions
+cancel, events dead, db upgrade|status."""
 
 from __future__ import annotations
 
@@ -371,15 +371,13 @@ def cmd_events_dead(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     return _with_store(settings, run)
 
 
-def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Cancel a live session through the running server's admin API."""
-    import httpx
-
+def _server(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str] | int:
+    """The running server's URL and admin token (from the options, else the config), or
+    the exit code of a problem already printed."""
     try:
         settings = load_settings(args.config, environ)
     except ConfigurationError as exc:
         return _problems(exc)
-    url = args.url or serving.self_url(settings.host, settings.port)
     token = args.token or settings.admin_token
     if not token:
         print(
@@ -387,9 +385,29 @@ def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) ->
             file=sys.stderr,
         )
         return 1
+    url = args.url or serving.self_url(settings.host, settings.port)
+    return url.rstrip("/"), token
+
+
+def _api_error(r: Any) -> str:
+    try:
+        message = r.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = r.text[:300]
+    return f"collector: {r.status_code}: {message}"
+
+
+def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Cancel a live session through the running server's admin API."""
+    import httpx
+
+    server = _server(args, environ)
+    if isinstance(server, int):
+        return server
+    url, token = server
     try:
         r = httpx.post(
-            f"{url.rstrip('/')}/api/sessions/{args.id}/cancel",
+            f"{url}/api/sessions/{args.id}/cancel",
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         )
@@ -397,14 +415,107 @@ def cmd_sessions_cancel(args: argparse.Namespace, environ: Mapping[str, str]) ->
         print(f"collector: cannot reach the server at {url}: {exc}", file=sys.stderr)
         return 1
     if r.status_code >= 400:
-        try:
-            message = r.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = r.text[:300]
-        print(f"collector: {r.status_code}: {message}", file=sys.stderr)
+        print(_api_error(r), file=sys.stderr)
         return 1
     print(f"cancelled session {args.id}")
     return 0
+
+
+def _call_body(args: argparse.Namespace) -> dict[str, Any] | str:
+    """POST /api/calls's body from the options, or what is wrong with them."""
+    body: dict[str, Any] = {"to": args.to, "form": args.form}
+    variables = {}
+    for item in args.var or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            return f"--var {item!r}: expected NAME=VALUE"
+        variables[name] = value
+    if variables:
+        body["variables"] = variables
+    for option, key in (("prefill", "prefill"), ("script", "script")):
+        path = getattr(args, option)
+        if path is None:
+            continue
+        try:
+            value = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return f"cannot read --{option} {path}: {exc}"
+        if not isinstance(value, dict):
+            return f"--{option} {path}: a JSON object"
+        body[key] = value
+    if args.resume:
+        body["resume"] = args.resume
+    return body
+
+
+def cmd_call(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Dial a number into a form through the running server's admin API; with --wait,
+    print the final submission (masked, as the API shows it) like `simulate`."""
+    import httpx
+
+    body = _call_body(args)
+    if isinstance(body, str):
+        print(f"collector: {body}", file=sys.stderr)
+        return 1
+    server = _server(args, environ)
+    if isinstance(server, int):
+        return server
+    url, token = server
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            r = client.post("/api/calls", json=body)
+            if r.status_code >= 400:
+                print(_api_error(r), file=sys.stderr)
+                return 1
+            session_id = r.json()["session_id"]
+            if not args.wait:
+                print(session_id)
+                return 0
+            print(f"dialling {args.to}: session {session_id}", file=sys.stderr)
+            return _wait_for_call(client, session_id, args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"collector: cannot reach the server at {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _wait_for_call(client: Any, session_id: str, timeout: float) -> int:
+    """Poll the session until it ends and its deliveries settle; print its submission."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/sessions/{session_id}")
+        if r.status_code >= 400:
+            print(_api_error(r), file=sys.stderr)
+            return 1
+        view = r.json()
+        submission = view.get("submission")
+        deliveries = view.get("deliveries") or []
+        settled = all(d["state"] != "pending" for d in deliveries)
+        if view["terminal"] and submission is None:
+            print(
+                f"collector: the call ended as {view['state']} without a submission",
+                file=sys.stderr,
+            )
+            return 1
+        if submission is not None and deliveries and settled:
+            sys.stdout.write(orjson.dumps(submission, option=orjson.OPT_INDENT_2).decode() + "\n")
+            print(f"collector: outcome {submission.get('outcome')}", file=sys.stderr)
+            dead = [d for d in deliveries if d["state"] == "dead"]
+            if dead:
+                problems = "; ".join(f"sink {d['sink']}: {d['last_error']}" for d in dead)
+                print(f"collector: {problems}", file=sys.stderr)
+                return 1
+            return 0 if submission["status"] == "completed" else 2
+        if submission is not None and not deliveries:
+            sys.stdout.write(orjson.dumps(submission, option=orjson.OPT_INDENT_2).decode() + "\n")
+            print(
+                "collector: the submission went to no sink (check the form's sinks and statuses)",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.2)
+    print(f"collector: no final submission within {timeout:.0f} s", file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -449,6 +560,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cancel.add_argument("--config", default=None)
     cancel.set_defaults(run=cmd_sessions_cancel)
+
+    call = sub.add_parser(
+        "call", help="dial a number into a form (through the running server's admin API)"
+    )
+    call.add_argument("to", help="the number to dial, E.164: +13125550190")
+    call.add_argument("--form", required=True, help="the form the call fills")
+    call.add_argument(
+        "--var", action="append", metavar="NAME=VALUE", help="a {NAME} placeholder's value"
+    )
+    call.add_argument("--prefill", metavar="FILE", help="JSON file: field -> value, not asked")
+    call.add_argument("--resume", metavar="SESSION", help="continue this earlier session")
+    call.add_argument(
+        "--script", metavar="FILE", help="sandbox mode: the simulated callee's script (JSON)"
+    )
+    call.add_argument(
+        "--wait", action="store_true", help="print the final submission (exit 0/2 like simulate)"
+    )
+    call.add_argument("--timeout", type=float, default=300.0, help="with --wait (seconds)")
+    call.add_argument(
+        "--url", default=None, help="the server (default: http://host:port from config)"
+    )
+    call.add_argument("--token", default=None, help="admin token (default: COLLECTOR_ADMIN_TOKEN)")
+    call.add_argument("--config", default=None)
+    call.set_defaults(run=cmd_call)
 
     outbox = sub.add_parser("outbox", help="list, retry or replay sink deliveries")
     outbox.add_argument("--config", default=None)
