@@ -1,8 +1,7 @@
 """Three `collector serve` processes on one fresh PostgreSQL database, behind a balancer
 that spreads each call's webhooks over them (and sends some to two of them at the same
-moment). Telnyx refuses the first speak commands for a while (503), so they stay claimed
-while they are retried; one instance is killed with SIGKILL while it holds such a
-command, then restarted. Every call is answered once and gathered once (one command_id
+moment). Telnyx refuses speak commands (503) until one instance is killed with SIGKILL
+while it holds one (claimed, retried), then restarted. Every call is answered once and gathered once (one command_id
 per command, as the fake Telnyx records them, and the dead instance's command re-sent by
 another under the same id), every submission reaches the webhook sink under one
 webhook-id and a JSONL sink, nothing is lost, and the dead one's work was taken over once
@@ -193,7 +192,7 @@ async def test_three_instances_one_database_a_sigkill_and_every_call_once(
     holder: dict[str, str] = {}
     fake = FakeTelnyx(lambda: holder["url"], pace=0.02)
     fake.sender.retries = 60  # keep redelivering while instances come and go, as Telnyx does
-    fake.faults.arm(503, action="speak", count=14)  # retried: claimed commands in flight
+    fake.faults.arm(503, action="speak", count=80)  # retried: claimed commands in flight
     async with (
         serve(receiver.app()) as hook_url,
         serve(fake.asgi_app()) as telnyx_url,
@@ -231,9 +230,10 @@ async def test_three_instances_one_database_a_sigkill_and_every_call_once(
             await eventually(lambda: _now(len(receiver.ids) >= 3), timeout=30)
             assert victim.proc is not None
             pid = victim.proc.pid
-            await eventually(lambda: _commands_held(database, pid), timeout=20, interval=0.005)
+            await eventually(lambda: _commands_held(database, pid), timeout=30, interval=0.005)
             victim.proc.send_signal(signal.SIGKILL)  # it holds a command: no goodbye
             victim.proc.wait(timeout=10)
+            fake.faults.armed.clear()  # Telnyx takes commands again
             killed_with = len(receiver.ids)
             others = [i for i in instances if i is not victim]
             await asyncio.sleep(LEASE_SECONDS + 1.5)  # its leases run out; the others take over
