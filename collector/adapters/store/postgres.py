@@ -17,21 +17,21 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 import structlog
 
 from collector.adapters.store.postgres_claims import Claims
+from collector.adapters.store.postgres_deliveries import Deliveries
 from collector.adapters.store.postgres_migrations import MIGRATIONS, current_version, upgrade
 from collector.adapters.store.postgres_notices import NoticeHub
 from collector.adapters.store.postgres_sql import (
     PRUNE_LOCK_KEY,
+    PreparedStep,
     newest_first,
+    prepare_step,
     prune_statements,
-    step_sql,
 )
 from collector.adapters.store.problems import (
     READY_TIMEOUT_SECONDS,
@@ -39,20 +39,16 @@ from collector.adapters.store.problems import (
     SchemaTooNew,
     schema_problem,
 )
-from collector.adapters.store.rows import command_row, dead_event_row, delivery_row
+from collector.adapters.store.rows import command_row, dead_event_row
 from collector.config import DatabaseUrl, parse_database_url
 from collector.core.session.commands import Command
-from collector.core.session.model import DeadlineKind, Session
+from collector.core.session.model import Session
 from collector.core.session.submission import Submission
 from collector.errors import StoreRefused
 from collector.ports import (
-    NOTICE_COMMAND,
-    NOTICE_DEADLINE,
-    NOTICE_DELIVERY,
-    NOTICE_SESSION,
     NoticeCallback,
 )
-from collector.records import CommandRow, Conflict, DeadEventRow, DeliveryRow, StoredSession
+from collector.records import CommandRow, Conflict, DeadEventRow, StoredSession
 
 log = structlog.get_logger("collector.store")
 
@@ -92,16 +88,7 @@ def new_instance_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedStep:
-    """One step: its statement, its arguments, and the notices it sends once committed."""
-
-    sql: str
-    args: tuple[Any, ...]
-    notices: tuple[tuple[str, str], ...]
-
-
-class PostgresStore(Claims):
+class PostgresStore(Claims, Deliveries):
     """Durable state of every call, in a PostgreSQL database (collector.ports.SessionStore,
     ClaimStore and Notices), shared by any number of instances."""
 
@@ -229,49 +216,9 @@ class PostgresStore(Claims):
         sinks: Iterable[str] = (),
         version: int | None = None,
     ) -> PreparedStep:
-        """The one statement a step is (postgres_sql.step_sql) and its arguments,
+        """The one statement a step is (postgres_sql.prepare_step) and its arguments,
         everything serialised; a value that cannot be serialised raises here."""
-        commands = list(commands)
-        sinks = list(sinks) if submission is not None else []
-        sub: tuple[Any, ...] = (None, None, None, None)
-        if submission is not None:
-            sub = (
-                submission["submission_id"],
-                submission["form"],
-                submission["status"],
-                orjson.dumps(submission).decode(),
-            )
-        args: tuple[Any, ...] = (
-            session.id,
-            session.call.call_control_id,
-            session.form,
-            session.state.value,
-            session.started_at,
-            session.updated_at,
-            session.terminal,
-            session.deadline,
-            session.deadline_kind,
-            session.model_dump_json(by_alias=True),
-            [c.seq for c in commands],
-            [c.action for c in commands],
-            [orjson.dumps(c.body).decode() for c in commands],
-            [c.command_id(session.id) for c in commands],
-            [c.decided_at for c in commands],
-            *sub,
-            sinks,
-        )
-        if version:
-            args += (version,)
-        notices = [(NOTICE_SESSION, session.id)]
-        if commands:
-            notices.append((NOTICE_COMMAND, session.id))
-        if sinks:
-            notices.append((NOTICE_DELIVERY, sub[0]))
-        # the session timeout moves on with every event: the instance that moved it wakes
-        # for it, and the others' polls find it; any other deadline wakes every instance
-        if session.deadline is not None and session.deadline_kind != DeadlineKind.TIMEOUT:
-            notices.append((NOTICE_DEADLINE, repr(session.deadline)))
-        return PreparedStep(step_sql(version), args, tuple(notices))
+        return prepare_step(session, commands, submission, sinks, version)
 
     async def commit_rows(self, rows: PreparedStep) -> int | Conflict:
         """Write one step_rows() as one transaction: the session's new version, or Conflict
@@ -420,111 +367,6 @@ class PostgresStore(Claims):
             "SELECT * FROM commands WHERE session_id = $1 ORDER BY seq", session_id
         )
         return [command_row(r) for r in rows]
-
-    # -- submissions and deliveries ---------------------------------------------------
-
-    async def submission(self, submission_id: str) -> Submission | None:
-        body = await self.pool.fetchval("SELECT body FROM submissions WHERE id = $1", submission_id)
-        return orjson.loads(body) if body is not None else None
-
-    async def poll_deliveries(
-        self, now: float, limit: int = 100
-    ) -> tuple[list[DeliveryRow], float | None]:
-        async with self.pool.acquire() as conn:
-            due = await conn.fetch(
-                "SELECT d.*, s.body AS submission FROM deliveries d"
-                " JOIN submissions s ON s.id = d.submission_id"
-                " WHERE d.state = 'pending' AND d.next_at <= $1"
-                " ORDER BY d.next_at, d.id LIMIT $2",
-                now,
-                limit,
-            )
-            nxt = await conn.fetchval(
-                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at > $1",
-                now,
-            )
-        return [delivery_row(r) for r in due], nxt
-
-    async def update_delivery(
-        self,
-        row_id: int,
-        *,
-        state: str,
-        attempts: int,
-        at: float,
-        next_at: float | None = None,
-        error: str | None = None,
-    ) -> None:
-        await self._write(
-            "UPDATE deliveries SET state = $1, attempts = $2, updated_at = $3,"
-            " next_at = COALESCE($4, next_at), last_error = $5,"
-            " delivered_at = CASE WHEN $1 = 'delivered' THEN $3 ELSE delivered_at END,"
-            " claimed_by = NULL, lease_until = NULL WHERE id = $6",
-            state,
-            attempts,
-            at,
-            next_at,
-            error,
-            row_id,
-        )
-
-    async def deliveries_for(self, submission_id: str) -> list[DeliveryRow]:
-        rows = await self.pool.fetch(
-            "SELECT *, NULL AS submission FROM deliveries WHERE submission_id = $1 ORDER BY id",
-            submission_id,
-        )
-        return [delivery_row(r) for r in rows]
-
-    async def delivery_stats(self) -> tuple[dict[tuple[str, str], int], float | None]:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT sink, state, COUNT(*) FROM deliveries GROUP BY sink, state"
-            )
-            oldest = await conn.fetchval(
-                "SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'"
-            )
-        return {(r[0], r[1]): r[2] for r in rows}, oldest
-
-    async def list_deliveries(
-        self, states: tuple[str, ...] = ("pending", "dead")
-    ) -> list[DeliveryRow]:
-        rows = await self.pool.fetch(
-            "SELECT *, NULL AS submission FROM deliveries WHERE state = ANY($1::text[])"
-            " ORDER BY created_at, id",
-            list(states),
-        )
-        return [delivery_row(r) for r in rows]
-
-    async def requeue(self, now: float, delivery_id: int | None = None) -> int:
-        """Due now, and every instance's delivery worker told (rare: in the transaction)."""
-        sql = (
-            "WITH q AS (UPDATE deliveries SET state = 'pending', attempts = 0, next_at = $1,"
-            " updated_at = $1, claimed_by = NULL, lease_until = NULL WHERE {} RETURNING 1)"
-            " SELECT COUNT(*), pg_notify($2, $3) FROM q"
-        )
-        notice = (NOTICE_DELIVERY, f"{self.instance} requeue")
-        if delivery_id is None:
-            n = await self.pool.fetchval(sql.format("state = 'dead'"), now, *notice)
-        else:
-            n = await self.pool.fetchval(
-                sql.format("id = $4 AND state != 'delivered'"), now, *notice, delivery_id
-            )
-        return int(n)
-
-    async def replay(self, submission_id: str, sink: str, key: str, now: float) -> int | None:
-        new_id: int | None = await self.pool.fetchval(
-            "WITH r AS (INSERT INTO deliveries (submission_id, sink, key, replay, next_at,"
-            " created_at, updated_at) SELECT id, $2, $3, TRUE, $4, $4, $4 FROM submissions"
-            " WHERE id = $1 RETURNING id)"
-            " SELECT r.id FROM r, pg_notify($5, $6)",
-            submission_id,
-            sink,
-            key,
-            now,
-            NOTICE_DELIVERY,
-            f"{self.instance} {submission_id}",
-        )
-        return new_id
 
     # -- housekeeping ---------------------------------------------------------------
 

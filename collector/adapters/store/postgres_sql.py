@@ -1,8 +1,18 @@
-"""The PostgreSQL store's longer statements: a whole step, one page, the prune."""
+"""The PostgreSQL store's longer statements: a whole step (and its arguments), one page,
+the prune."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
+
+from collector.core.session.commands import Command
+from collector.core.session.model import DeadlineKind, Session
+from collector.core.session.submission import Submission
+from collector.ports import NOTICE_COMMAND, NOTICE_DEADLINE, NOTICE_DELIVERY, NOTICE_SESSION
 
 # One step as one statement, so one transaction and one round trip. Its arguments are
 # PostgresStore.step_rows(): $1-$10 the session, $11-$15 its commands as parallel arrays,
@@ -91,6 +101,67 @@ def step_sql(version: int | None) -> str:
 
 
 STEP_ANY, STEP_NEW, STEP_STORED = step_sql(None), step_sql(0), step_sql(1)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedStep:
+    """One step: its statement, its arguments, and the notices it sends once committed."""
+
+    sql: str
+    args: tuple[Any, ...]
+    notices: tuple[tuple[str, str], ...]
+
+
+def prepare_step(
+    session: Session,
+    commands: Iterable[Command] = (),
+    submission: Submission | None = None,
+    sinks: Iterable[str] = (),
+    version: int | None = None,
+) -> PreparedStep:
+    """A step's statement (step_sql), its arguments, everything serialised (a value that
+    cannot be serialised raises here), and the notices it sends once committed."""
+    commands = list(commands)
+    sinks = list(sinks) if submission is not None else []
+    sub: tuple[Any, ...] = (None, None, None, None)
+    if submission is not None:
+        sub = (
+            submission["submission_id"],
+            submission["form"],
+            submission["status"],
+            orjson.dumps(submission).decode(),
+        )
+    args: tuple[Any, ...] = (
+        session.id,
+        session.call.call_control_id,
+        session.form,
+        session.state.value,
+        session.started_at,
+        session.updated_at,
+        session.terminal,
+        session.deadline,
+        session.deadline_kind,
+        session.model_dump_json(by_alias=True),
+        [c.seq for c in commands],
+        [c.action for c in commands],
+        [orjson.dumps(c.body).decode() for c in commands],
+        [c.command_id(session.id) for c in commands],
+        [c.decided_at for c in commands],
+        *sub,
+        sinks,
+    )
+    if version:
+        args += (version,)
+    notices = [(NOTICE_SESSION, session.id)]
+    if commands:
+        notices.append((NOTICE_COMMAND, session.id))
+    if sinks:
+        notices.append((NOTICE_DELIVERY, sub[0]))
+    # the session timeout moves on with every event: the instance that moved it wakes
+    # for it, and the others' polls find it; any other deadline wakes every instance
+    if session.deadline is not None and session.deadline_kind != DeadlineKind.TIMEOUT:
+        notices.append((NOTICE_DEADLINE, repr(session.deadline)))
+    return PreparedStep(step_sql(version), args, tuple(notices))
 
 
 def newest_first(
