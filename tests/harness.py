@@ -1,16 +1,30 @@
-"""Run ASGI apps on real loopback sockets inside a test's event loop, and wait on things."""
+"""Run ASGI apps on real loopback sockets inside a test's event loop, `collector serve`
+processes beside them, and wait on things."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
+import secrets
 import socket
+import subprocess
+import sys
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
+from standardwebhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 T = TypeVar("T")
 
@@ -70,3 +84,79 @@ def write_config(path: Path, forms_dir: Path, extra: str = "") -> Path:
 
 def env(**values: str) -> Mapping[str, str]:
     return dict(values)
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a server process to bind."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bare_env() -> dict[str, str]:
+    """This process's environment without its TELNYX_ and COLLECTOR_ variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+
+
+def start_server(cwd: Path, port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """`collector serve --port port` run in `cwd`, its stderr appended to cwd/server.log."""
+    with open(cwd / "server.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collector.cli", "serve", "--port", str(port)],
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
+async def healthy(url: str, path: str = "/healthz") -> bool:
+    """Whether the server at `url` answers `path` with 200 (False while it cannot)."""
+    try:
+        async with httpx.AsyncClient(timeout=1) as c:
+            return (await c.get(f"{url}{path}")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file ([] until it exists)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+async def now(value: T) -> T:
+    """`value`, awaitable: for `eventually` on a condition that needs no I/O."""
+    return value
+
+
+class HookReceiver:
+    """A webhook sink's far end, served on POST /hook: 503 while not `up`; else it verifies
+    the signature (400 and `bad` += 1 if wrong), waits `delay` s, keeps the webhook-id under
+    its submission in `ids`, and answers 204."""
+
+    def __init__(self, up: bool = True, delay: float = 0.0) -> None:
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.webhook = Webhook(self.secret)
+        self.up = up
+        self.delay = delay
+        self.ids: dict[str, list[str]] = defaultdict(list)  # submission -> webhook-ids
+        self.bad = 0
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        if not self.up:
+            return Response(status_code=503)
+        try:
+            payload = self.webhook.verify(body, dict(request.headers))
+        except Exception:
+            self.bad += 1
+            return Response(status_code=400)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.ids[payload["submission_id"]].append(request.headers["webhook-id"])
+        return Response(status_code=204)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/hook", self.handle, methods=["POST"])])

@@ -6,13 +6,8 @@ rings, and its one submission reaches the sink."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +16,17 @@ import pytest
 
 from collector.core.session.commands import DIAL, Command
 from collector.simulator.fake_telnyx import FakeTelnyx
-from tests.harness import eventually, free_socket, serve
+from tests.harness import (
+    bare_env,
+    eventually,
+    free_port,
+    free_socket,
+    healthy,
+    jsonl,
+    now,
+    serve,
+    start_server,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -29,31 +34,6 @@ FORMS = Path(__file__).resolve().parent / "fixtures" / "outbound_forms"
 TOKEN = "crash-test-admin-token"
 TO = "+13125550190"
 CALL = {"to": TO, "form": "warranty", "variables": {"first_name": "Maria", "item": "kettle"}}
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(cwd: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with open(cwd / "server.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "collector.cli", "serve", "--port", str(port)],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-
-
-async def _healthy(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=1) as c:
-            return (await c.get(f"{url}/healthz")).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _setup(tmp_path: Path, fake: FakeTelnyx, telnyx_port: int) -> dict[str, str]:
@@ -64,7 +44,7 @@ def _setup(tmp_path: Path, fake: FakeTelnyx, telnyx_port: int) -> dict[str, str]
         '[outbound]\nconnection_id = "${CONNECTION_ID}"\nfrom_number = "+13125550100"\n'
         '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    env = bare_env()
     env.update(
         TELNYX_API_KEY="KEY_test",
         TELNYX_PUBLIC_KEY=fake.public_key_b64,
@@ -83,11 +63,7 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def _submissions(tmp_path: Path, sid: str) -> list[dict[str, Any]]:
-    path = tmp_path / "results.jsonl"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [line for line in lines if line["session_id"] == sid]
+    return [line for line in jsonl(tmp_path / "results.jsonl") if line["session_id"] == sid]
 
 
 async def _dial(url: str) -> str:
@@ -99,34 +75,30 @@ async def _dial(url: str) -> str:
     return str(r.json()["session_id"])
 
 
-async def _v(value: Any) -> Any:
-    return value
-
-
 async def test_a_dial_committed_but_never_sent_is_sent_once_after_a_restart(
     tmp_path: Path,
 ) -> None:
-    port = _port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     fake = FakeTelnyx(f"{url}/webhooks/telnyx", pace=0.02)
     fake.sender.retries = 60
     telnyx_sock = free_socket()  # bound, not listening yet: Telnyx cannot be reached
     env = _setup(tmp_path, fake, telnyx_sock.getsockname()[1])
     db = tmp_path / "collector.db"
-    proc = _start(tmp_path, port, env)
+    proc = start_server(tmp_path, port, env)
     try:
-        await eventually(lambda: _healthy(url), timeout=30)
+        await eventually(lambda: healthy(url), timeout=30)
         sid = await _dial(url)
         pending = f"SELECT state FROM commands WHERE session_id = '{sid}' AND action = 'dial'"
-        await eventually(lambda: _v(_rows(db, pending) == [("pending",)]), timeout=10)
+        await eventually(lambda: now(_rows(db, pending) == [("pending",)]), timeout=10)
         await asyncio.sleep(1.0)  # the outbox tries, and fails to connect, a few times
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert _rows(db, pending) == [("pending",)] and fake.requests == []
         async with serve(fake.asgi_app(), telnyx_sock):  # Telnyx is back
-            proc = _start(tmp_path, port, env)
-            await eventually(lambda: _healthy(url), timeout=30)
-            subs = await eventually(lambda: _v(_submissions(tmp_path, sid)), timeout=60)
+            proc = start_server(tmp_path, port, env)
+            await eventually(lambda: healthy(url), timeout=30)
+            subs = await eventually(lambda: now(_submissions(tmp_path, sid)), timeout=60)
             await fake.idle(settle=1.0)
         assert [s["outcome"] for s in subs] == ["completed"]
         assert len(_submissions(tmp_path, sid)) == 1
@@ -141,7 +113,7 @@ async def test_a_dial_committed_but_never_sent_is_sent_once_after_a_restart(
 async def test_a_dial_placed_whose_answer_was_lost_is_not_placed_again_after_a_restart(
     tmp_path: Path,
 ) -> None:
-    port = _port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     fake = FakeTelnyx(f"{url}/webhooks/telnyx", pace=0.05)
     fake.sender.retries = 60
@@ -150,23 +122,23 @@ async def test_a_dial_placed_whose_answer_was_lost_is_not_placed_again_after_a_r
     db = tmp_path / "collector.db"
     async with serve(fake.asgi_app(), telnyx_sock):
         fake.faults.arm("timeout", action="dial", delay=8.0)  # placed, its answer held
-        proc = _start(tmp_path, port, env)
+        proc = start_server(tmp_path, port, env)
         try:
-            await eventually(lambda: _healthy(url), timeout=30)
+            await eventually(lambda: healthy(url), timeout=30)
             sid = await _dial(url)
             adopted = f"SELECT call_control_id FROM sessions WHERE id = '{sid}'"
             await eventually(
-                lambda: _v(any(str(r[0]).startswith("v3:") for r in _rows(db, adopted))),
+                lambda: now(any(str(r[0]).startswith("v3:") for r in _rows(db, adopted))),
                 timeout=20,
             )
             proc.send_signal(signal.SIGKILL)  # mid-call, the dial's answer still held
             proc.wait(timeout=10)
             pending = f"SELECT state FROM commands WHERE session_id = '{sid}' AND seq = 1"
             assert _rows(db, pending) == [("pending",)]
-            proc = _start(tmp_path, port, env)
-            await eventually(lambda: _healthy(url), timeout=30)
-            subs = await eventually(lambda: _v(_submissions(tmp_path, sid)), timeout=60)
-            await eventually(lambda: _v(_rows(db, pending) == [("sent",)]), timeout=20)
+            proc = start_server(tmp_path, port, env)
+            await eventually(lambda: healthy(url), timeout=30)
+            subs = await eventually(lambda: now(_submissions(tmp_path, sid)), timeout=60)
+            await eventually(lambda: now(_rows(db, pending) == [("sent",)]), timeout=20)
             await fake.idle(settle=1.0)
         finally:
             proc.send_signal(signal.SIGTERM)

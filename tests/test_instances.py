@@ -10,16 +10,10 @@ its lease ran out."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import os
 import random
 import re
-import secrets
 import signal
-import socket
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,14 +23,23 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from collector.simulator.fake_telnyx import FakeTelnyx
-from tests.harness import eventually, serve
+from tests.harness import (
+    HookReceiver,
+    bare_env,
+    eventually,
+    free_port,
+    healthy,
+    jsonl,
+    now,
+    serve,
+    start_server,
+)
 from tests.pg import scratch_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.slow]
@@ -55,12 +58,6 @@ def database() -> Iterator[str]:
         yield url
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Instance:
     folder: Path
@@ -72,20 +69,10 @@ class Instance:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, env: dict[str, str]) -> None:
-        with open(self.folder / "server.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "collector.cli", "serve", "--port", str(self.port)],
-                cwd=self.folder,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        self.proc = start_server(self.folder, self.port, env)
 
     def lines(self) -> list[dict[str, Any]]:
-        path = self.folder / "results.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return jsonl(self.folder / "results.jsonl")
 
 
 class Balancer:
@@ -123,38 +110,6 @@ class Balancer:
         return Starlette(routes=[Route("/webhooks/telnyx", self.handle, methods=["POST"])])
 
 
-class Receiver:
-    """The webhook sink's far end: verifies each delivery, keeps its webhook-id, answers
-    after a moment (so that deliveries are in flight when an instance dies)."""
-
-    def __init__(self, secret: str) -> None:
-        self.webhook = Webhook(secret)
-        self.ids: dict[str, list[str]] = defaultdict(list)  # submission -> webhook-ids
-        self.bad = 0
-
-    async def handle(self, request: Request) -> Response:
-        body = await request.body()
-        try:
-            payload = self.webhook.verify(body, dict(request.headers))
-        except Exception:
-            self.bad += 1
-            return Response(status_code=400)
-        await asyncio.sleep(0.3)
-        self.ids[payload["submission_id"]].append(request.headers["webhook-id"])
-        return Response(status_code=204)
-
-    def app(self) -> Starlette:
-        return Starlette(routes=[Route("/hook", self.handle, methods=["POST"])])
-
-
-async def _healthy(inst: Instance) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=1) as c:
-            return (await c.get(f"{inst.url}/healthz")).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 async def _commands_held(database: str, pid: int) -> int:
     """Pending commands claimed by the instance of this process id."""
     conn = await asyncpg.connect(database)
@@ -185,9 +140,9 @@ async def _taken_over(instances: list[Instance]) -> dict[str, float]:
 async def test_three_instances_one_database_a_sigkill_and_every_call_once(
     tmp_path: Path, database: str
 ) -> None:
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    receiver = Receiver(secret)
-    instances = [Instance(tmp_path / f"i{n}", _port()) for n in range(INSTANCES)]
+    # answers after a moment, so that deliveries are in flight when an instance dies
+    receiver = HookReceiver(delay=0.3)
+    instances = [Instance(tmp_path / f"i{n}", free_port()) for n in range(INSTANCES)]
     balancer = Balancer(instances)
     holder: dict[str, str] = {}
     fake = FakeTelnyx(lambda: holder["url"], pace=0.02)
@@ -199,12 +154,12 @@ async def test_three_instances_one_database_a_sigkill_and_every_call_once(
         serve(balancer.app()) as front_url,
     ):
         holder["url"] = f"{front_url}/webhooks/telnyx"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+        env = bare_env()
         env.update(
             TELNYX_API_KEY="KEY_test",
             TELNYX_PUBLIC_KEY=fake.public_key_b64,
             TELNYX_BASE_URL=f"{telnyx_url}/v2",
-            HOOK_SECRET=secret,
+            HOOK_SECRET=receiver.secret,
         )
         for inst in instances:
             inst.folder.mkdir()
@@ -222,12 +177,12 @@ async def test_three_instances_one_database_a_sigkill_and_every_call_once(
         victim = instances[1]
         try:
             for inst in instances:
-                await eventually(lambda inst=inst: _healthy(inst), timeout=30)
+                await eventually(lambda inst=inst: healthy(inst.url), timeout=30)
             calls = []
             for i in range(CALLS):
                 calls.append(await fake.place_call(to="+13125550001", from_=f"+131255501{i:02d}"))
                 await asyncio.sleep(0.1)
-            await eventually(lambda: _now(len(receiver.ids) >= 3), timeout=30)
+            await eventually(lambda: now(len(receiver.ids) >= 3), timeout=30)
             assert victim.proc is not None
             pid = victim.proc.pid
             await eventually(lambda: _commands_held(database, pid), timeout=30, interval=0.005)
@@ -239,8 +194,8 @@ async def test_three_instances_one_database_a_sigkill_and_every_call_once(
             await asyncio.sleep(LEASE_SECONDS + 1.5)  # its leases run out; the others take over
             taken = await _taken_over(others)
             victim.start(env)
-            await eventually(lambda: _healthy(victim), timeout=30)
-            await eventually(lambda: _now(len(receiver.ids) >= CALLS), timeout=40)
+            await eventually(lambda: healthy(victim.url), timeout=30)
+            await eventually(lambda: now(len(receiver.ids) >= CALLS), timeout=40)
             await fake.idle(settle=1.0)
             await asyncio.sleep(1.0)  # anything sent twice would have arrived by now
         finally:
@@ -274,7 +229,3 @@ async def test_three_instances_one_database_a_sigkill_and_every_call_once(
     assert {line["submission_id"] for line in lines} == set(receiver.ids)
     assert {line["call"]["call_control_id"] for line in lines} == set(calls)
     assert all(line["status"] == "completed" for line in lines)
-
-
-async def _now(value: Any) -> Any:
-    return value

@@ -7,12 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,7 +21,7 @@ import httpx
 import pytest
 
 from collector.simulator.fake_telnyx import FakeTelnyx
-from tests.harness import eventually, serve
+from tests.harness import bare_env, eventually, free_port, healthy, serve, start_server
 from tests.pg import scratch_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.slow]
@@ -39,12 +36,6 @@ PIN = "4321"  # the caller's answer (the form's example)
 def database() -> Iterator[str]:
     with scratch_database("collector_cluster") as url:
         yield url
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -69,24 +60,8 @@ def _start(folder: Path, name: str, database: str, env: dict[str, str]) -> Insta
         f'[routing.numbers]\n"{NUMBER}" = "secret"\n'
         '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n'
     )
-    port = _port()
-    with open(cwd / "server.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "collector.cli", "serve", "--port", str(port)],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    return Instance(name, port, proc)
-
-
-async def _ready(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=1) as c:
-            return (await c.get(f"{url}/readyz")).status_code == 200
-    except httpx.HTTPError:
-        return False
+    port = free_port()
+    return Instance(name, port, start_server(cwd, port, env))
 
 
 @dataclass
@@ -151,7 +126,7 @@ async def test_an_update_applied_on_one_instance_reaches_the_stream_of_another(
 ) -> None:
     holder: dict[str, str] = {}
     fake = FakeTelnyx(lambda: holder["a"] + "/webhooks/telnyx", pace=0.05)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    env = bare_env()
     instances: list[Instance] = []
     async with serve(fake.asgi_app()) as telnyx_url:
         env.update(
@@ -162,10 +137,10 @@ async def test_an_update_applied_on_one_instance_reaches_the_stream_of_another(
         try:
             a = _start(tmp_path, "a", database, env)
             instances.append(a)
-            await eventually(lambda: _ready(a.url), timeout=30)  # A made the schema
+            await eventually(lambda: healthy(a.url, "/readyz"), timeout=30)  # A made the schema
             b = _start(tmp_path, "b", database, env)
             instances.append(b)
-            await eventually(lambda: _ready(b.url), timeout=30)
+            await eventually(lambda: healthy(b.url, "/readyz"), timeout=30)
             holder["a"] = a.url
             async with watching(a.url) as on_a, watching(b.url) as on_b:
                 ccid = await fake.place_call(to=NUMBER, from_="+13125550142")
