@@ -8,10 +8,8 @@ root); elsewhere it skips, and under CI=true a skip is a failure.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector import logs
 from collector.adapters.store.sqlite import SqliteStore
 from collector.metrics import Metrics
+from tests.tmpfs import fill, mounted_tmpfs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,46 +100,11 @@ def test_a_process_started_without_stderr_drops_lines() -> None:
     assert child.finish() == 0
 
 
-def cannot_run(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so this test must run, not skip")
-    pytest.skip(reason)
-
-
 @pytest.fixture(name="small_disk")
 def _small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs mounted for the test, unmounted after it."""
-    if os.geteuid() != 0:
-        cannot_run("mounting a tmpfs needs root")
-    if shutil.which("mount") is None:
-        cannot_run("no mount command on this system")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        cannot_run(f"mount -t tmpfs not permitted here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, "64k") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        while True:
-            try:
-                os.write(fd, b"\0" * 4096)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                return filler
-    finally:
-        os.close(fd)
 
 
 def test_a_full_disk_drops_lines_and_the_next_line_after_it_is_whole(small_disk: Path) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,61 +26,18 @@ from collector.sinks import DeliveryError
 from collector.sinks.jsonl import JsonlSink, write_all
 from collector.sinks.sqlite import SqliteSink
 from collector.workers.delivery import DeliveryWorker, RetryPolicy
+from tests.tmpfs import fill, free_bytes, mounted_tmpfs
 
 from .contract import make_submission, started
 
 DISK_SIZE = "256k"
 
 
-def cannot_run(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so this test must run, not skip")
-    pytest.skip(reason)
-
-
 @pytest.fixture(name="small_disk")
 def _small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs mounted for the test, unmounted after it."""
-    if os.geteuid() != 0:
-        cannot_run("mounting a tmpfs needs root")
-    if shutil.which("mount") is None or shutil.which("umount") is None:
-        cannot_run("no mount/umount command on this system")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        cannot_run(f"mount -t tmpfs not permitted here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, DISK_SIZE) as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
-def free_bytes(disk: Path) -> int:
-    st = os.statvfs(disk)
-    return st.f_bavail * st.f_frsize
-
-
-def fill(disk: Path, leave: int = 0) -> Path:
-    """Fill the disk with one file until ENOSPC, then give back `leave` bytes of it."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        while True:
-            try:
-                os.write(fd, b"\0" * 4096)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                break
-        if leave:
-            os.ftruncate(fd, max(0, os.fstat(fd).st_size - leave))
-    finally:
-        os.close(fd)
-    return filler
 
 
 def big(submission_id: str) -> dict[str, Any]:
