@@ -18,13 +18,11 @@ claim a later one while an earlier one is pending, claimed or not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from collector.adapters.store.postgres_part import PostgresPart
 from collector.adapters.store.rows import command_row, delivery_row
 from collector.records import CommandRow, DeadlineRow, DeliveryRow
-
-if TYPE_CHECKING:
-    import asyncpg
 
 _TAKEN = "CASE WHEN p.before <> $1 AND p.lease < $2 THEN p.before END AS taken_from"
 
@@ -154,17 +152,8 @@ def claimed_deadline(r: Any) -> DeadlineRow:
     )
 
 
-class Claims:
-    """The ClaimStore half of PostgresStore: `pool`, `instance` and `_write` are its."""
-
-    instance: str
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        raise NotImplementedError
-
-    async def _write(self, sql: str, *args: Any) -> str:
-        raise NotImplementedError
+class Claims(PostgresPart):
+    """The ClaimStore half of PostgresStore."""
 
     async def claim_commands(
         self, now: float, until: float, *, session_id: str | None = None, limit: int = 100

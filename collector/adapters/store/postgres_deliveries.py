@@ -4,30 +4,17 @@ transaction: they are rare)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import orjson
 
+from collector.adapters.store.postgres_part import PostgresPart
 from collector.adapters.store.rows import delivery_row
 from collector.core.session.submission import Submission
 from collector.ports import NOTICE_DELIVERY
 from collector.records import DeliveryRow
 
-if TYPE_CHECKING:
-    import asyncpg
 
-
-class Deliveries:
-    """What PostgresStore does with submissions: `pool`, `instance` and `_write` are its."""
-
-    instance: str
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        raise NotImplementedError
-
-    async def _write(self, sql: str, *args: Any) -> str:
-        raise NotImplementedError
+class Deliveries(PostgresPart):
+    """What PostgresStore does with submissions."""
 
     async def submission(self, submission_id: str) -> Submission | None:
         body = await self.pool.fetchval("SELECT body FROM submissions WHERE id = $1", submission_id)
