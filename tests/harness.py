@@ -8,13 +8,14 @@ import base64
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,6 +109,28 @@ def start_server(cwd: Path, port: int, env: Mapping[str, str]) -> subprocess.Pop
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
+
+
+@contextmanager
+def running_server(cwd: Path, env: Mapping[str, str]) -> Iterator[str]:
+    """start_server on a free port with `env` over bare_env(); its URL once it answers
+    /healthz (within 30 s, or while it has not exited), and SIGTERM after."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(cwd, port, {**bare_env(), **env})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 async def healthy(url: str, path: str = "/healthz") -> bool:

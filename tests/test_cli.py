@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness import bare_env, free_port, running_server
+
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTOR = [sys.executable, "-m", "collector.cli"]
 
@@ -22,11 +23,10 @@ COLLECTOR = [sys.executable, "-m", "collector.cli"]
 def run(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
     return subprocess.run(
         COLLECTOR + args,
         cwd=cwd,
-        env={**base, **(env or {})},
+        env={**bare_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -121,21 +121,14 @@ def test_broken_form_and_bad_sink_refuse_start_with_every_problem(workdir: Path)
     assert "Traceback" not in r.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(workdir: Path) -> None:
     """`collector serve` serves /healthz; SIGTERM finishes and exits 0."""
-    port = _free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    port = free_port()
     proc = subprocess.Popen(
         COLLECTOR + ["serve", "--port", str(port)],
         cwd=workdir,
-        env={**base, "PORT": "1"},
+        env={**bare_env(), "PORT": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -220,28 +213,10 @@ def test_outbox_lists_retries_and_replays_deliveries(workdir: Path) -> None:
 @pytest.mark.slow
 def test_sessions_cancel_ends_a_live_call_through_the_running_server(workdir: Path) -> None:
     """`collector sessions cancel ID` makes a live sandbox call end abandoned."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     token = "test-admin-token"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
-    env = {**base, "COLLECTOR_ADMIN_TOKEN": token, "COLLECTOR_SANDBOX_PACE_SECONDS": "0.5"}
-    proc = subprocess.Popen(
-        COLLECTOR + ["serve", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {"COLLECTOR_ADMIN_TOKEN": token, "COLLECTOR_SANDBOX_PACE_SECONDS": "0.5"}
     auth = {"Authorization": f"Bearer {token}"}
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+    with running_server(workdir, env) as url:
         placed = httpx.post(
             f"{url}/api/simulate", json={"form": "intake"}, headers=auth, timeout=10
         )
@@ -263,9 +238,6 @@ def test_sessions_cancel_ends_a_live_call_through_the_running_server(workdir: Pa
             env={"COLLECTOR_ADMIN_TOKEN": "nope"},
         )
         assert wrong.returncode == 1 and "401" in wrong.stderr
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_live_mode_with_a_malformed_public_key_refuses_to_start(workdir: Path) -> None:

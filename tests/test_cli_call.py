@@ -5,9 +5,7 @@ exits like `simulate` (0 completed, 2 any other outcome, 1 an error)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_cli import COLLECTOR, ROOT, _free_port, run
+from tests.harness import running_server
+from tests.test_cli import ROOT, run
 
 FORMS = ROOT / "tests" / "fixtures" / "outbound_forms"
 TOKEN = "test-admin-token-for-call"
@@ -31,35 +30,13 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     shutil.copytree(ROOT / "schemas", workdir / "schemas")
     for form in FORMS.glob("*.json"):
         shutil.copy(form, workdir / "schemas" / form.name)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
     env = {
-        **base,
         "COLLECTOR_ADMIN_TOKEN": TOKEN,
         "COLLECTOR_SANDBOX_PACE_SECONDS": "0.02",
         "COLLECTOR_HANGUP_GRACE_SECONDS": "0.5",
     }
-    proc = subprocess.Popen(
-        COLLECTOR + ["serve", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+    with running_server(workdir, env) as url:
         yield url, workdir
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def call(server: tuple[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
