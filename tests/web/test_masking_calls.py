@@ -21,15 +21,12 @@ from typing import Any
 
 import pytest
 
-from collector.config import load_settings
 from collector.core.session.model import CallInfo, Gather, Message, Session, State
-from collector.runtime import build_runtime
 from collector.web import masking
-from collector.web.app import create_app
 from collector.web.live import LIVE_HISTORY_BYTES, SUBSCRIBER_QUEUE_BYTES, Hub
 from collector.web.masking import SENSITIVE_LINE, Masker
-from tests.harness import eventually, free_socket, serve, write_config
-from tests.web.conftest import FIXTURES, TERMINAL, TOKEN, Server, _settle
+from tests.harness import eventually
+from tests.web.conftest import FIXTURES, TERMINAL, Server, sandbox_server
 from tests.web.test_live import Watcher
 
 pytestmark = pytest.mark.anyio
@@ -100,28 +97,8 @@ async def identity_server(tmp: Path) -> AsyncIterator[Server]:
     forms = tmp / "forms"
     shutil.copytree(FIXTURES / "forms", forms)
     (forms / "identity.json").write_text(json.dumps(IDENTITY), encoding="utf-8")
-    cfg = write_config(
-        tmp / "collector.toml",
-        forms,
-        f'admin_token = "{TOKEN}"\nsandbox_pace_seconds = 0.2\n',
-    )
-    runtime = build_runtime(load_settings(cfg, {}), {})
-    sock = free_socket()
-    runtime.self_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(runtime)
-    import httpx
-
-    async with (
-        serve(app, sock) as url,
-        httpx.AsyncClient(
-            base_url=url, timeout=15, headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as client,
-        httpx.AsyncClient(base_url=url, timeout=15) as anon,
-    ):
-        yield Server(
-            url=url, runtime=runtime, app=app, token=TOKEN, client=client, anon=anon, tmp=tmp
-        )
-        await _settle(runtime)
+    async with sandbox_server(tmp, pace=0.2, forms=forms) as server:
+        yield server
 
 
 class Recorder:
