@@ -99,6 +99,19 @@ def bare_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
 
 
+def telnyx_env(public_key: str, telnyx_url: str, **extra: str) -> dict[str, str]:
+    """bare_env() for a server in live mode against a fake Telnyx at `telnyx_url` (whose
+    webhooks are signed with `public_key`), with `extra` variables."""
+    env = bare_env()
+    env.update(
+        TELNYX_API_KEY="KEY_test",
+        TELNYX_PUBLIC_KEY=public_key,
+        TELNYX_BASE_URL=f"{telnyx_url}/v2",
+        **extra,
+    )
+    return env
+
+
 def start_server(cwd: Path, port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """`collector serve --port port` run in `cwd`, its stderr appended to cwd/server.log."""
     with open(cwd / "server.log", "ab") as log:

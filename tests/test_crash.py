@@ -13,7 +13,6 @@ import pytest
 from collector.simulator.fake_telnyx import FakeTelnyx
 from tests.harness import (
     HookReceiver,
-    bare_env,
     eventually,
     free_port,
     healthy,
@@ -21,6 +20,7 @@ from tests.harness import (
     now,
     serve,
     start_server,
+    telnyx_env,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -46,13 +46,7 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path: 
             f'[[sinks]]\nname = "downstream"\ntype = "webhook"\nurl = "{hook_url}/hook"\n'
             'secret = "${HOOK_SECRET}"\ntimeout_seconds = 2\n'
         )
-        env = bare_env()
-        env.update(
-            TELNYX_API_KEY="KEY_test",
-            TELNYX_PUBLIC_KEY=fake.public_key_b64,
-            TELNYX_BASE_URL=f"{telnyx_url}/v2",
-            HOOK_SECRET=receiver.secret,
-        )
+        env = telnyx_env(fake.public_key_b64, telnyx_url, HOOK_SECRET=receiver.secret)
         proc = start_server(tmp_path, port, env)
         try:
             await eventually(lambda: healthy(url), timeout=30)

@@ -17,7 +17,6 @@ import pytest
 from collector.core.session.commands import DIAL, Command
 from collector.simulator.fake_telnyx import FakeTelnyx
 from tests.harness import (
-    bare_env,
     eventually,
     free_port,
     free_socket,
@@ -26,6 +25,7 @@ from tests.harness import (
     now,
     serve,
     start_server,
+    telnyx_env,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -44,14 +44,11 @@ def _setup(tmp_path: Path, fake: FakeTelnyx, telnyx_port: int) -> dict[str, str]
         '[outbound]\nconnection_id = "${CONNECTION_ID}"\nfrom_number = "+13125550100"\n'
         '[[sinks]]\ntype = "jsonl"\npath = "results.jsonl"\n'
     )
-    env = bare_env()
-    env.update(
-        TELNYX_API_KEY="KEY_test",
-        TELNYX_PUBLIC_KEY=fake.public_key_b64,
-        TELNYX_BASE_URL=f"http://127.0.0.1:{telnyx_port}/v2",
+    return telnyx_env(
+        fake.public_key_b64,
+        f"http://127.0.0.1:{telnyx_port}",
         CONNECTION_ID="2287104733592061441",
     )
-    return env
 
 
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -31,7 +31,6 @@ from starlette.routing import Route
 from collector.simulator.fake_telnyx import FakeTelnyx
 from tests.harness import (
     HookReceiver,
-    bare_env,
     eventually,
     free_port,
     healthy,
@@ -39,6 +38,7 @@ from tests.harness import (
     now,
     serve,
     start_server,
+    telnyx_env,
 )
 from tests.pg import scratch_database
 
@@ -154,13 +154,7 @@ async def test_three_instances_one_database_a_sigkill_and_every_call_once(
         serve(balancer.app()) as front_url,
     ):
         holder["url"] = f"{front_url}/webhooks/telnyx"
-        env = bare_env()
-        env.update(
-            TELNYX_API_KEY="KEY_test",
-            TELNYX_PUBLIC_KEY=fake.public_key_b64,
-            TELNYX_BASE_URL=f"{telnyx_url}/v2",
-            HOOK_SECRET=receiver.secret,
-        )
+        env = telnyx_env(fake.public_key_b64, telnyx_url, HOOK_SECRET=receiver.secret)
         for inst in instances:
             inst.folder.mkdir()
             (inst.folder / "collector.toml").write_text(

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from collector.simulator.fake_telnyx import FakeTelnyx
-from tests.harness import bare_env, eventually, free_port, healthy, serve, start_server
+from tests.harness import eventually, free_port, healthy, serve, start_server, telnyx_env
 from tests.pg import scratch_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.slow]
@@ -126,14 +126,9 @@ async def test_an_update_applied_on_one_instance_reaches_the_stream_of_another(
 ) -> None:
     holder: dict[str, str] = {}
     fake = FakeTelnyx(lambda: holder["a"] + "/webhooks/telnyx", pace=0.05)
-    env = bare_env()
     instances: list[Instance] = []
     async with serve(fake.asgi_app()) as telnyx_url:
-        env.update(
-            TELNYX_API_KEY="KEY_test",
-            TELNYX_PUBLIC_KEY=fake.public_key_b64,
-            TELNYX_BASE_URL=f"{telnyx_url}/v2",
-        )
+        env = telnyx_env(fake.public_key_b64, telnyx_url)
         try:
             a = _start(tmp_path, "a", database, env)
             instances.append(a)
