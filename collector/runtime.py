@@ -183,6 +183,7 @@ class Runtime:
                 call_control_id=session.call.call_control_id,
                 form=session.form,
                 status=decision.submission["status"],
+                outcome=decision.submission["outcome"],
                 submission_id=decision.submission["submission_id"],
                 errors=[e["pointer"] for e in decision.submission["errors"]],
             )

@@ -12,7 +12,8 @@ Event types (`data` is one JSON object; every event has an `id:`):
                       (and once when a session is created)
   session.partial     the AI reported partial results of the current gather
   session.transcript  lines were added or changed: `from` (index) and `lines`
-  session.finalized   the submission was built: status, data (masked), errors
+  session.finalized   the submission was built: status, outcome, amd, data (masked),
+                      errors
   delivery.updated    a sink delivery was delivered, retried or declared dead
 
 Ids are integers that only grow, also across restarts (they start from the clock in
@@ -367,6 +368,8 @@ class Hub:
                 {
                     **base,
                     "status": sub.get("status"),
+                    "outcome": sub.get("outcome"),
+                    "amd": sub.get("amd"),
                     "submission_id": sub.get("submission_id"),
                     "data": masker.values(sub.get("data") or {}),
                     "errors": masker.deep(list(sub.get("errors") or [])),

@@ -113,6 +113,7 @@ async def test_a_simulated_call_streams_every_kind_of_event(server: Server) -> N
     assert all(p["partial"].get("pin", "•••") == "•••" for p in partials)
     finalized = next(e.data for e in events if e.data["type"] == "session.finalized")
     assert finalized["status"] == "completed" and finalized["data"]["pin"] == "•••"
+    assert finalized["outcome"] == "completed" and finalized["amd"] is None  # an inbound call
     delivered = next(e.data for e in events if e.data["type"] == "delivery.updated")
     assert delivered["delivery"] == {"sink": "jsonl", "state": "delivered", "attempts": 1}
     # the transcript's lines, patched in order, match the API's masked transcript
