@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,3 +23,37 @@ def test_license_file_is_the_official_apache_2_text_pyproject_names() -> None:
     text = (ROOT / "LICENSE").read_bytes()
     assert b"Apache License\n                           Version 2.0, January 2004" in text
     assert hashlib.sha256(text).hexdigest() == APACHE_2_SHA256
+
+
+def _make_dry_run(target: str, venv: Path) -> list[str]:
+    """The commands `make TARGET` would run on a machine with no virtualenv yet."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "COLLECTOR_PORT")}
+    r = subprocess.run(
+        ["make", "-n", f"VENV={venv}", target],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def _installs(lines: list[str]) -> list[str]:
+    return [line.split("pip install --quiet ", 1)[1] for line in lines if "pip install" in line]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_run_installs_only_the_package_and_test_lint_bench_the_test_extras(
+    tmp_path: Path,
+) -> None:
+    venv = tmp_path / "venv"
+    run = _make_dry_run("run", venv)
+    assert any(f"-m venv {venv}" in line for line in run)  # creates the virtualenv
+    assert _installs(run) == ["--upgrade pip", "-e ."]
+    assert run[-1].endswith("collector serve --port 8000")
+    for target in ("test", "lint", "bench"):
+        lines = _make_dry_run(target, venv)
+        assert any(f"-m venv {venv}" in line for line in lines), target
+        assert "-e '.[test]'" in _installs(lines), target
