@@ -333,8 +333,15 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 print("collector: give a delivery ID or --all-dead", file=sys.stderr)
                 return 1
             n = await store.requeue(now, None if args.all_dead else args.id)
+            if not n and not args.all_dead:
+                print(
+                    f"collector: no delivery {args.id} pending or dead (one already delivered"
+                    " is sent again with `collector outbox replay SUBMISSION --sink SINK`)",
+                    file=sys.stderr,
+                )
+                return 1
             print(f"requeued {n} deliver{'y' if n == 1 else 'ies'}")
-            return 0 if n or args.all_dead else 1
+            return 0
         # replay
         if args.sink not in {c.sink_name for c in settings.sink_configs()}:
             names = ", ".join(sorted(c.sink_name for c in settings.sink_configs()))

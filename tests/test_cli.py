@@ -210,6 +210,26 @@ def test_outbox_lists_retries_and_replays_deliveries(workdir: Path) -> None:
     assert run(["outbox", "retry"], workdir).returncode == 1  # neither an id nor --all-dead
 
 
+def test_outbox_retry_of_no_such_delivery_says_so_and_exits_1(workdir: Path) -> None:
+    """`outbox retry ID` names the delivery it could not requeue; it requeues nothing."""
+    import sqlite3
+
+    r = run(["simulate", "intake"], workdir)
+    assert r.returncode == 0, r.stderr
+    db = sqlite3.connect(workdir / "collector.db")
+    (delivered,) = db.execute("SELECT id FROM deliveries WHERE state = 'delivered'").fetchone()
+    for missing in (42, delivered):
+        retry = run(["outbox", "retry", str(missing)], workdir)
+        assert retry.returncode == 1
+        assert f"no delivery {missing} pending or dead" in retry.stderr
+        assert "requeued" not in retry.stdout
+    assert db.execute("SELECT state FROM deliveries").fetchall() == [("delivered",)]
+    db.execute("UPDATE deliveries SET state = 'dead'")
+    db.commit()
+    retry = run(["outbox", "retry", str(delivered)], workdir)
+    assert (retry.returncode, retry.stdout.strip()) == (0, "requeued 1 delivery")
+
+
 @pytest.mark.slow
 def test_sessions_cancel_ends_a_live_call_through_the_running_server(workdir: Path) -> None:
     """`collector sessions cancel ID` makes a live sandbox call end abandoned."""
