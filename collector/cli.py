@@ -525,32 +525,49 @@ def _wait_for_call(client: Any, session_id: str, timeout: float) -> int:
     return 1
 
 
+CONFIG_HELP = "collector.toml (default: ./collector.toml)"
+URL_HELP = "the server's base URL (default: http://HOST:PORT where serve listens, same config/env)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collector", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--config", default=None, help="collector.toml (default: ./collector.toml)")
+    serve.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default: $COLLECTOR_HOST, host in config, 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="TCP port to listen on (default: $COLLECTOR_PORT, port in config, $PORT, 8000)",
+    )
+    serve.add_argument("--config", default=None, help=CONFIG_HELP)
     serve.set_defaults(run=cmd_serve)
 
     forms = sub.add_parser("forms", help="check or show forms")
     forms_sub = forms.add_subparsers(dest="forms_command", required=True)
     check = forms_sub.add_parser("check", help="lint every form")
-    check.add_argument("dir", nargs="?", default=None)
-    check.add_argument("--config", default=None)
+    check.add_argument(
+        "dir", nargs="?", default=None, help="the forms folder (default: forms_dir from config)"
+    )
+    check.add_argument("--config", default=None, help=CONFIG_HELP)
     check.set_defaults(run=cmd_forms_check)
     show = forms_sub.add_parser("show", help="print the first gather_using_ai body")
-    show.add_argument("form")
+    show.add_argument("form", help="the form's id")
     show.add_argument(
         "--given",
         default=None,
         metavar="JSON",
         help="answers so far (field -> value): print the follow-up gather they lead to",
     )
-    show.add_argument("--dir", default=None)
-    show.add_argument("--config", default=None)
+    show.add_argument(
+        "--dir", default=None, help="the forms folder (default: forms_dir from config)"
+    )
+    show.add_argument("--config", default=None, help=CONFIG_HELP)
     show.set_defaults(run=cmd_forms_show)
 
     sessions = sub.add_parser("sessions", help="act on sessions of a running server")
@@ -558,14 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sessions_sub.add_parser(
         "cancel", help="cancel a live session: goodbye, hangup, abandoned"
     )
-    cancel.add_argument("id")
-    cancel.add_argument(
-        "--url", default=None, help="the server (default: http://host:port from config)"
-    )
+    cancel.add_argument("id", help="the session's id")
+    cancel.add_argument("--url", default=None, help=URL_HELP)
     cancel.add_argument(
         "--token", default=None, help="admin token (default: COLLECTOR_ADMIN_TOKEN)"
     )
-    cancel.add_argument("--config", default=None)
+    cancel.add_argument("--config", default=None, help=CONFIG_HELP)
     cancel.set_defaults(run=cmd_sessions_cancel)
 
     call = sub.add_parser(
@@ -584,27 +599,30 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--wait", action="store_true", help="print the final submission (exit 0/2 like simulate)"
     )
-    call.add_argument("--timeout", type=float, default=300.0, help="with --wait (seconds)")
     call.add_argument(
-        "--url", default=None, help="the server (default: http://host:port from config)"
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="with --wait: give up after this many seconds (default: 300)",
     )
+    call.add_argument("--url", default=None, help=URL_HELP)
     call.add_argument("--token", default=None, help="admin token (default: COLLECTOR_ADMIN_TOKEN)")
-    call.add_argument("--config", default=None)
+    call.add_argument("--config", default=None, help=CONFIG_HELP)
     call.set_defaults(run=cmd_call)
 
     outbox = sub.add_parser("outbox", help="list, retry or replay sink deliveries")
-    outbox.add_argument("--config", default=None)
+    outbox.add_argument("--config", default=None, help=CONFIG_HELP)
     outbox.set_defaults(run=cmd_outbox, outbox_command=None)
     outbox_sub = outbox.add_subparsers(dest="outbox_command")
     outbox_sub.add_parser("list", help="pending and dead deliveries (the default)")
     retry = outbox_sub.add_parser("retry", help="requeue a dead delivery, or all of them")
-    retry.add_argument("id", nargs="?", type=int, default=None)
-    retry.add_argument("--all-dead", action="store_true")
+    retry.add_argument("id", nargs="?", type=int, default=None, help="the delivery's id")
+    retry.add_argument("--all-dead", action="store_true", help="requeue every dead delivery")
     replay = outbox_sub.add_parser("replay", help="deliver a submission again, as a new delivery")
-    replay.add_argument("submission")
-    replay.add_argument("--sink", required=True)
+    replay.add_argument("submission", help="the submission's id")
+    replay.add_argument("--sink", required=True, help="the sink's name, as in collector.toml")
     for p in (retry, replay):
-        p.add_argument("--config", default=argparse.SUPPRESS)
+        p.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
 
     events = sub.add_parser("events", help="events the server could not apply")
     events_sub = events.add_subparsers(dest="events_command", required=True)
@@ -612,8 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
         "dead", help="dead events: acknowledged, never applied (newest first)"
     )
     dead.add_argument("--type", default=None, help="only this event type")
-    dead.add_argument("--limit", type=int, default=100)
-    dead.add_argument("--config", default=None)
+    dead.add_argument(
+        "--limit", type=int, default=100, help="at most this many events (default: 100)"
+    )
+    dead.add_argument("--config", default=None, help=CONFIG_HELP)
     dead.set_defaults(run=cmd_events_dead)
 
     db = sub.add_parser("db", help="the store's schema: its version, or apply migrations")
@@ -621,14 +641,21 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("status", help="the schema version and this collector's (exit 1: differ)")
     db_sub.add_parser("upgrade", help="apply pending migrations (serve does it at start-up)")
     for p in (db, *db_sub.choices.values()):
-        p.add_argument("--config", default=argparse.SUPPRESS if p is not db else None)
+        p.add_argument(
+            "--config", default=argparse.SUPPRESS if p is not db else None, help=CONFIG_HELP
+        )
     db.set_defaults(run=cmd_db)
 
     simulate = sub.add_parser("simulate", help="run one whole call against the simulator")
-    simulate.add_argument("form")
+    simulate.add_argument("form", help="the form's id")
     simulate.add_argument("--answers", default=None, help="JSON file: field -> value, or a script")
-    simulate.add_argument("--config", default=None)
-    simulate.add_argument("--timeout", type=float, default=60.0)
+    simulate.add_argument("--config", default=None, help=CONFIG_HELP)
+    simulate.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="give up if the call has not ended after this many seconds (default: 60)",
+    )
     simulate.set_defaults(run=cmd_simulate)
     return parser
 
