@@ -3,7 +3,9 @@
 The target is either a class, built with the sink's other options as keyword arguments
 and having `async deliver(submission)` (and, if it likes, `async start()` and
 `async close()`), or an async function `async def f(submission)`. The import is resolved
-when the configuration is read, so a typo stops start-up with a clear message.
+when the configuration is read, so a typo stops start-up with a clear message. The module
+is looked up on the usual import path, then in the folder of collector.toml (for that
+import only: sys.path is as before once it is done).
 
 Like every sink, yours must be safe to call twice with the same submission: the outbox
 redelivers after a crash. Use `submission["submission_id"]` as the idempotency key.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -43,15 +46,28 @@ class FunctionSink:
         return f"FunctionSink({self.target or self.fn!r})"
 
 
-def import_target(target: Any) -> Any:
-    """The object named by "package.module:attr" (attr may be dotted), or ValueError."""
+def _import(module_name: str, base_dir: Path | None) -> Any:
+    """Import `module_name`, with `base_dir` searched after the rest of sys.path meanwhile."""
+    folder = str(base_dir) if base_dir is not None else None
+    if folder is None or folder in sys.path:
+        return importlib.import_module(module_name)
+    sys.path.append(folder)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(folder)
+
+
+def import_target(target: Any, base_dir: Path | None = None) -> Any:
+    """The object named by "package.module:attr" (attr may be dotted), or ValueError; the
+    module may also sit in `base_dir` (the config's folder)."""
     if not isinstance(target, str) or target.count(":") != 1:
         raise ValueError(f"option 'target' must look like 'package.module:attr', got {target!r}")
     module_name, _, attrs = target.partition(":")
     if not module_name or not attrs:
         raise ValueError(f"option 'target' must look like 'package.module:attr', got {target!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name, base_dir)
     except ModuleNotFoundError as exc:
         if exc.name is None or not (
             module_name == exc.name or module_name.startswith(exc.name + ".")
@@ -75,9 +91,9 @@ def import_target(target: Any) -> Any:
     return obj
 
 
-def build(target: str, options: dict[str, Any]) -> Any:
+def build(target: str, options: dict[str, Any], base_dir: Path | None = None) -> Any:
     """The sink for `target`, given the sink's remaining options."""
-    obj = import_target(target)
+    obj = import_target(target, base_dir)
     if inspect.isclass(obj):
         deliver = getattr(obj, "deliver", None)
         if deliver is None or not inspect.iscoroutinefunction(deliver):
@@ -115,4 +131,4 @@ def from_config(*, name: str, options: dict[str, Any], base_dir: Path) -> Any:
     if "target" not in options:
         raise ValueError("missing required option 'target' (like 'package.module:attr')")
     target = options.pop("target")
-    return build(target, options)
+    return build(target, options, base_dir)

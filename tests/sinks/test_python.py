@@ -175,3 +175,57 @@ def test_entry_points_do_not_shadow_builtins_and_broken_ones_are_reported(
     assert sinks == {}
     assert len(problems) == 1 and "\n" not in problems[0]
     assert "sink 'b': could not load entry point broken" in problems[0]
+
+
+def test_a_module_beside_the_config_is_imported_from_the_config_folder(tmp_path: Path) -> None:
+    """base_dir (collector.toml's folder) is searched for the target, and only meanwhile."""
+    import sys
+
+    name = f"beside_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("async def deliver(submission):\n    pass\n")
+    before = list(sys.path)
+    sink = from_config(name="mine", options={"target": f"{name}:deliver"}, base_dir=tmp_path)
+    assert isinstance(sink, FunctionSink) and sink.fn.__module__ == name
+    assert sys.path == before
+
+
+def test_collector_finds_a_sink_module_beside_collector_toml_from_another_folder(
+    tmp_path: Path,
+) -> None:
+    """`target = "mysink:deliver"` with mysink.py next to collector.toml, no PYTHONPATH."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.harness import bare_env
+
+    root = Path(__file__).resolve().parents[2]
+    project = tmp_path / "project"
+    shutil.copytree(root / "schemas", project / "schemas")
+    (project / "collector.toml").write_text(
+        '[[sinks]]\ntype = "python"\nname = "mine"\ntarget = "mysink:deliver"\n'
+    )
+    (project / "mysink.py").write_text(
+        "import json, pathlib\n\n"
+        "async def deliver(submission):\n"
+        "    out = pathlib.Path(__file__).with_name('delivered.json')\n"
+        "    out.write_text(json.dumps(submission))\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in bare_env().items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(root)  # collector itself, as if installed; not the project
+    r = subprocess.run(
+        [sys.executable, "-m", "collector.cli", "simulate", "intake"]
+        + ["--config", os.path.relpath(project / "collector.toml", elsewhere)],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    delivered = json.loads((project / "delivered.json").read_text())
+    assert delivered["submission_id"] == json.loads(r.stdout)["submission_id"]
