@@ -120,8 +120,20 @@ class Forwarder:
         self._writers.clear()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(HOST, PORT)
-        self._writers |= {writer, up_writer}
+        # known before the upstream connect, so a down() meanwhile cuts this client too (it
+        # was left half-open: asyncpg's connect then hung until a timeout cancelled it,
+        # leaving an unclosed connection behind)
+        self._writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(HOST, PORT)
+        except OSError:
+            writer.transport.abort()
+            return
+        if self._server is None or writer not in self._writers:  # down() came meanwhile
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
+        self._writers.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:

@@ -27,9 +27,12 @@ def test_license_file_is_the_official_apache_2_text_pyproject_names() -> None:
 
 def _make_dry_run(target: str, venv: Path) -> list[str]:
     """The commands `make TARGET` would run on a machine with no virtualenv yet."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "COLLECTOR_PORT")}
+    # under `make test` this runs in a sub-make: MAKELEVEL and MAKEFLAGS would add
+    # "make[1]: Entering directory" lines and the parent's flags
+    drop = ("PORT", "COLLECTOR_PORT", "MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     r = subprocess.run(
-        ["make", "-n", f"VENV={venv}", target],
+        ["make", "--no-print-directory", "-n", f"VENV={venv}", target],
         cwd=ROOT,
         env=env,
         capture_output=True,

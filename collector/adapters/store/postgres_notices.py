@@ -105,9 +105,13 @@ class NoticeHub:
             timeout=self.connect_timeout,
             server_settings={"synchronous_commit": "off", "application_name": "collector"},
         )
-        conn.add_termination_listener(self._lost)
-        for channel in self._listeners:
-            await conn.add_listener(channel, self._heard)
+        try:
+            conn.add_termination_listener(self._lost)
+            for channel in self._listeners:
+                await conn.add_listener(channel, self._heard)
+        except BaseException:  # lost again, or cancelled by close(): never left open
+            conn.terminate()
+            raise
         self._conn = conn
         return conn
 
