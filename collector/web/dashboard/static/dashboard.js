@@ -120,11 +120,43 @@
     source.onmessage = function () { schedule(); };
   }
 
-  // -- simulate a call -----------------------------------------------------------------
+  // -- start a call (simulate one, or call a number) ------------------------------------
+  // POST the payload; on a new session open its page, else hand the error's text to fail.
+  // onNoSession runs when the server accepted without naming a session.
+  function startCall(url, payload, fail, onNoSession) {
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(payload)
+    }).then(function (r) {
+      if (r.status === 401) { toLogin(); return null; }
+      return r.json().then(function (data) { return { ok: r.ok, data: data }; });
+    }).then(function (res) {
+      if (!res) return;
+      if (res.ok && res.data.session_id) {
+        location.href = "/calls/" + encodeURIComponent(res.data.session_id);
+      } else if (res.ok) {
+        onNoSession();
+      } else {
+        fail((res.data.error && res.data.error.message) || "The call could not be placed.");
+      }
+    }).catch(function () { fail("The server did not answer."); });
+  }
+
   var simForm = document.getElementById("simulate-form");
   if (simForm) {
     var simError = document.getElementById("simulate-error");
     var simButton = document.getElementById("simulate-button");
+    var simReady = function () {
+      simButton.disabled = false;
+      simButton.textContent = "Place a simulated call";
+    };
+    var showSimError = function (text) {
+      simError.textContent = text;
+      simError.hidden = false;
+      simReady();
+    };
     simForm.addEventListener("submit", function (ev) {
       ev.preventDefault();
       simError.hidden = true;
@@ -139,36 +171,10 @@
       }
       simButton.disabled = true;
       simButton.textContent = "Ringing…";
-      fetch("/api/simulate", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "Accept": "application/json" },
-        body: JSON.stringify(payload)
-      }).then(function (r) {
-        if (r.status === 401) { toLogin(); return null; }
-        return r.json().then(function (data) { return { ok: r.ok, data: data }; });
-      }).then(function (res) {
-        if (!res) return;
-        if (res.ok && res.data.session_id) {
-          location.href = "/calls/" + encodeURIComponent(res.data.session_id);
-          return;
-        }
-        if (res.ok) { schedule(); } else {
-          simError.textContent = (res.data.error && res.data.error.message) || "The call could not be placed.";
-          simError.hidden = false;
-        }
-        simButton.disabled = false;
-        simButton.textContent = "Place a simulated call";
-      }).catch(function () {
-        simError.textContent = "The server did not answer.";
-        simError.hidden = false;
-        simButton.disabled = false;
-        simButton.textContent = "Place a simulated call";
-      });
+      startCall("/api/simulate", payload, showSimError, function () { schedule(); simReady(); });
     });
   }
 
-  // -- call a number -------------------------------------------------------------------
   var dialForm = document.getElementById("dial-form");
   if (dialForm) {
     var dialError = document.getElementById("dial-error");
@@ -197,22 +203,9 @@
       if (callee) payload.script = { callee: callee.value };
       dialButton.disabled = true;
       dialButton.textContent = "Dialling…";
-      fetch("/api/calls", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "Accept": "application/json" },
-        body: JSON.stringify(payload)
-      }).then(function (r) {
-        if (r.status === 401) { toLogin(); return null; }
-        return r.json().then(function (data) { return { ok: r.ok, data: data }; });
-      }).then(function (res) {
-        if (!res) return;
-        if (res.ok && res.data.session_id) {
-          location.href = "/calls/" + encodeURIComponent(res.data.session_id);
-          return;
-        }
-        showDialError((res.data.error && res.data.error.message) || "The call could not be placed.");
-      }).catch(function () { showDialError("The server did not answer."); });
+      startCall("/api/calls", payload, showDialError, function () {
+        showDialError("The call could not be placed.");
+      });
     });
   }
 
