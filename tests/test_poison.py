@@ -14,7 +14,6 @@ signed webhooks, over a real SQLite file.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from collector.adapters.telephony import webhooks
 from collector.core.session import events as E
 from collector.simulator.script import CallScript
 from collector.workers import engine
-from tests.harness import eventually
+from tests.harness import bare_env, eventually
 from tests.live_stack import FIXTURES, NUMBER, Stack, live_stack
 
 TOKEN = "poison-test-admin-token"
@@ -182,7 +181,7 @@ async def _dead_metric(stack: Stack) -> dict[str, float]:
 
 
 def _cli_dead(tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    env = bare_env()
     return subprocess.run(
         [
             sys.executable,

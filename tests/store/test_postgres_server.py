@@ -5,7 +5,6 @@ up a call where it was (its pending command sent, its deadline tracked)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from collector.config import load_settings
 from collector.runtime import build_runtime
 from collector.simulator.fake_telnyx import FakeTelnyx
 from collector.web.app import create_app
-from tests.harness import eventually, free_socket, serve, write_config
+from tests.harness import bare_env, eventually, free_socket, serve, write_config
 
 pytestmark = pytest.mark.postgres
 
@@ -32,7 +31,7 @@ SECRET = "s3cret-Pa55word"
 
 
 def collector(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "COLLECTOR_"))}
+    base = bare_env()
     return subprocess.run(
         [sys.executable, "-m", "collector.cli", *args],
         cwd=cwd,
